@@ -1,0 +1,3 @@
+module github.com/harden-dev/harden
+
+go 1.26
