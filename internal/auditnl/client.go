@@ -78,7 +78,9 @@ func Dial(opts Options) (*Conn, error) {
 	return c, nil
 }
 
-func dial() (*netlink.Conn, error) {
+// dial opens the socket; a variable so that a test can prove that a
+// refused change never reaches the kernel.
+var dial = func() (*netlink.Conn, error) {
 	nl, err := netlink.Dial(unix.NETLINK_AUDIT, nil)
 	if err != nil {
 		return nil, fmt.Errorf("audit netlink: %w", err)
