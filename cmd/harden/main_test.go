@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/engine/enginetest"
 )
 
 func harden(t *testing.T, args ...string) (int, string, string) {
@@ -108,6 +109,17 @@ func TestApplyDryRunJSON(t *testing.T) {
 	assert.Equal(t, 0, code)
 	_, err := os.Stat(filepath.Join(root, "var/lib/harden/last-run.json"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "a dry-run by hand writes no report")
+}
+
+func TestDryRunChangesNothingUnderTheRoot(t *testing.T) {
+	root := machine(t)
+	before := enginetest.TreeDigest(t, root)
+	code, out, _ := harden(t, "apply", "--dry-run", "--root", root, "--only", "os")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "harden apply --dry-run")
+	// The lock file is the one thing a dry-run may create (under /run).
+	require.NoError(t, os.RemoveAll(filepath.Join(root, "run")))
+	assert.Equal(t, before, enginetest.TreeDigest(t, root))
 }
 
 func TestApplyFailsClosedOnABrokenPolicy(t *testing.T) {
