@@ -9,3 +9,9 @@ import _ "embed"
 //
 //go:embed policy.yaml
 var Policy []byte
+
+// AuditBaseline is the audit step's baseline rule set (policy audit.baseline), in auditctl
+// rules-file syntax. Its keys are listed in steps/audit/keys.go.
+//
+//go:embed audit/baseline.rules
+var AuditBaseline []byte

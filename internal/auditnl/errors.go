@@ -54,3 +54,9 @@ func IsPermission(err error) bool { return errors.Is(err, unix.EPERM) }
 // ErrRefused is returned when a change could lock or panic the host and the
 // client was not opened with the option that allows it.
 var ErrRefused = errors.New("audit: refusing a change that cannot be undone until reboot (enabled 2, failure 2 or loginuid immutable); open the client with AllowLock to permit it")
+
+// IsUnsupported reports whether err says this kernel offers no audit here: built without
+// audit (EPROTONOSUPPORT) or a network namespace other than the initial one (ECONNREFUSED).
+func IsUnsupported(err error) bool {
+	return errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ECONNREFUSED)
+}

@@ -109,6 +109,11 @@ func TestBrokenPoliciesNameFileLineColumnAndField(t *testing.T) {
 		{"unknown step timeout", "version: 1\nrun:\n  timeouts: {firewal: 1m}\n", "bad.yaml:3:23: run.timeouts.firewal: unknown step"},
 		{"empty file", "", "bad.yaml: empty policy"},
 		{"alias", "version: 1\nx: &a [1]\nos: *a\n", "bad.yaml:3:5: os: YAML aliases (*name) are not supported"},
+		{"bad audit syscall", "version: 1\naudit:\n  rules:\n    - -a always,exit -F arch=b64 -S execve\n    - -a always,exit -F arch=b64 -S notasyscall -k x\n",
+			`bad.yaml:5:7: audit.rules[1]: unknown syscall "notasyscall"`},
+		{"bad audit field", "version: 1\naudit:\n  rules: [\"-a always,exit -F auidd>=1000 -S all\"]\n",
+			`audit.rules[0]: -F auidd>=1000: unknown field "auidd"`},
+		{"audit control line", "version: 1\naudit:\n  rules: [\"-e 2\"]\n", `audit.rules[0]: "-e 2" is not a single audit rule`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/harden-dev/harden/internal/auditrule"
 )
 
 // StepNames are the steps a policy can refer to (run.timeouts), in run order.
@@ -257,18 +259,17 @@ func (v *validator) audit() {
 	for i, r := range a.Rules {
 		if strings.TrimSpace(r) == "" || strings.ContainsAny(r, "\n\r") {
 			v.errorf(fmt.Sprintf("audit.rules[%d]", i), "want one rule in auditctl syntax per item")
-		} else if RuleChecker != nil {
-			if err := RuleChecker(r); err != nil {
-				v.errorf(fmt.Sprintf("audit.rules[%d]", i), "%v", err)
-			}
+		} else if _, err := auditRuleParser.ParseRule(r); err != nil {
+			// The parser's message names the offending word; the position is the item's.
+			v.errorf(fmt.Sprintf("audit.rules[%d]", i), "%v", err)
 		}
 	}
 }
 
-// RuleChecker, when set (by the audit rule parser's package init), checks one audit rule's
-// syntax so `harden policy validate` catches it. It is a variable so this package does not
-// depend on the rule parser.
-var RuleChecker func(rule string) error
+// auditRuleParser checks audit.rules the way the audit step will parse them, so that
+// `harden policy validate` catches a bad rule. -w paths are judged file or directory on this
+// host, which only changes the encoding, never whether a rule is valid.
+var auditRuleParser = &auditrule.Parser{}
 
 var packageRE = regexp.MustCompile(`^[a-z0-9*?][a-z0-9+.*?-]*(:[a-z0-9]+)?$`)
 

@@ -1,0 +1,402 @@
+// Package audit is the audit step: it owns the kernel's whole audit rule list and status and
+// /etc/audit/rules.d/harden.rules. After Apply the kernel holds exactly the policy's rules
+// (the embedded baseline plus audit.rules), in order, with the policy's status values, and
+// what auditd loads at its next start (augenrules) is the same. It talks to the kernel over
+// netlink (internal/auditnl), never through auditctl. Locking (enabled 2) comes last; a
+// kernel that is already locked is reported, not fought.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/harden-dev/harden/internal/auditnl"
+	"github.com/harden-dev/harden/internal/auditrule"
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/textdiff"
+)
+
+// Files the step owns.
+const (
+	RulesDir   = "/etc/audit/rules.d"
+	RulesFile  = RulesDir + "/harden.rules"
+	AuditRules = "/etc/audit/audit.rules" // what augenrules generates from RulesDir
+)
+
+// Client is what the step needs from the kernel's audit subsystem. *auditnl.Conn is the
+// real one; tests of the ordering logic use a fake that records calls.
+type Client interface {
+	GetStatus(ctx context.Context) (*auditnl.Status, error)
+	SetStatus(ctx context.Context, u auditnl.StatusUpdate) error
+	ListRules(ctx context.Context) ([]*auditrule.Rule, error)
+	AddRule(ctx context.Context, r *auditrule.Rule) error
+	DeleteRule(ctx context.Context, r *auditrule.Rule) error
+}
+
+// Step is the audit step.
+type Step struct {
+	client Client
+	// stat looks at the filesystem the kernel resolves rule paths in (the real one, not
+	// env.Root: audit watches are the kernel's, whatever root harden writes files under).
+	stat func(string) (fs.FileInfo, error)
+}
+
+// New returns the audit step. client nil means the kernel, opened on first use (so that
+// `--only firewall` never touches audit) with locking allowed: the step sets enabled 2
+// only when the policy says immutable.
+func New(client Client) *Step { return &Step{client: client, stat: os.Stat} }
+
+// Name implements engine.Step.
+func (*Step) Name() string { return "audit" }
+
+func (s *Step) conn() (Client, error) {
+	if s.client == nil {
+		c, err := auditnl.Dial(auditnl.Options{AllowLock: true})
+		if err != nil {
+			return nil, err
+		}
+		s.client = c
+	}
+	return s.client, nil
+}
+
+// kernelState is what Plan read from the kernel.
+type kernelState struct {
+	status *auditnl.Status
+	rules  []*auditrule.Rule
+}
+
+// Plan implements engine.Step. It only reads.
+func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	want, err := wantState(env.Policy.Audit, s.stat)
+	if err != nil {
+		return nil, err
+	}
+	p := &engine.Plan{Findings: want.findings}
+	have, err := s.readKernel(ctx)
+	if err != nil {
+		if unavailable(err) {
+			p.Find(&engine.Finding{ID: "audit.unavailable", Severity: engine.Critical, Object: "kernel audit",
+				Message: fmt.Sprintf("the kernel's audit subsystem cannot be used: %v", err), Reason: "audit"})
+			return p, nil
+		}
+		return nil, err
+	}
+	settings := s.statusChanges(have.status, want)
+	dels, adds := diffRules(have.rules, want.rules)
+	locked := have.status.Enabled == auditnl.EnabledLocked
+	if locked {
+		reportLocked(p, want, settings, dels, adds)
+	} else {
+		p.Add(settings...)
+		p.Add(s.deleteChanges(dels, want)...)
+		p.Add(s.addChanges(adds)...)
+	}
+	// The files are written even when the kernel is locked: they are what the next boot
+	// loads, which is the only way a locked machine reaches the policy.
+	files, err := fileChanges(env, want)
+	if err != nil {
+		return nil, err
+	}
+	p.Add(files...)
+	if !locked {
+		if c := s.enabledChange(have.status, want); c != nil {
+			p.Add(c) // last: once enabled is 2 nothing else can change until reboot
+		}
+	}
+	return p, nil
+}
+
+// Apply implements engine.Step: the changes in plan order, lock last.
+func (*Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}
+
+func (s *Step) readKernel(ctx context.Context) (*kernelState, error) {
+	c, err := s.conn()
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.GetStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := c.ListRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &kernelState{status: st, rules: rules}, nil
+}
+
+// unavailable says the kernel has no audit support here (a container, a kernel built
+// without it, a non-initial network namespace): a finding, not a crash.
+func unavailable(err error) bool {
+	return auditnl.IsUnsupported(err)
+}
+
+// statusChanges lists the status values (not enabled) that differ from the policy.
+func (s *Step) statusChanges(st *auditnl.Status, want *desired) []*engine.Change {
+	type setting struct {
+		name, reason string
+		have, want   uint32
+		update       auditnl.StatusUpdate
+	}
+	settings := []setting{
+		{"failure", "audit.failure", st.Failure, want.failure, auditnl.StatusUpdate{Failure: auditnl.Uint32(want.failure)}},
+		{"backlog_limit", "audit.backlog_limit", st.BacklogLimit, want.backlog, auditnl.StatusUpdate{BacklogLimit: auditnl.Uint32(want.backlog)}},
+		{"rate_limit", "audit.rate_limit", st.RateLimit, want.rateLimit, auditnl.StatusUpdate{RateLimit: auditnl.Uint32(want.rateLimit)}},
+	}
+	if want.waitTime != nil {
+		settings = append(settings, setting{"backlog_wait_time", "audit.backlog_wait_time", st.BacklogWaitTime, *want.waitTime,
+			auditnl.StatusUpdate{BacklogWaitTime: want.waitTime}})
+	}
+	var out []*engine.Change
+	for _, set := range settings {
+		if set.have == set.want {
+			continue
+		}
+		u := set.update
+		out = append(out, &engine.Change{
+			Object: "audit status " + set.name, Action: engine.ActionSet,
+			Before: statusText(set.name, set.have), After: statusText(set.name, set.want), Reason: set.reason,
+			Do: func(ctx context.Context) error { return s.client.SetStatus(ctx, u) },
+		})
+	}
+	return out
+}
+
+// enabledChange turns auditing on (1) or locks it (2), or nil when it already is.
+func (s *Step) enabledChange(st *auditnl.Status, want *desired) *engine.Change {
+	w := want.enabled()
+	if st.Enabled == w {
+		return nil
+	}
+	reason := "audit.immutable"
+	if !want.immutable {
+		reason = "audit"
+	}
+	return &engine.Change{
+		Object: "audit status enabled", Action: engine.ActionSet,
+		Before: statusText("enabled", st.Enabled), After: statusText("enabled", w), Reason: reason,
+		Do: func(ctx context.Context) error {
+			return s.client.SetStatus(ctx, auditnl.StatusUpdate{Enabled: auditnl.Uint32(w)})
+		},
+	}
+}
+
+func statusText(name string, v uint32) string {
+	switch {
+	case name == "failure":
+		for n, f := range failureModes {
+			if f == v {
+				return n
+			}
+		}
+	case name == "enabled" && v == auditnl.EnabledLocked:
+		return "2 (locked until reboot)"
+	}
+	return strconv.FormatUint(uint64(v), 10)
+}
+
+// diffRules compares the kernel's rules with the wanted ones, filter list by filter list.
+// Rules only match by position in their list (the first matching never/always wins), and
+// the kernel can only append: so the rules kept are the longest run at the head of the
+// list that is already in the wanted order, every other kernel rule is deleted, and the
+// rest of the wanted list is added after them in order. On a converged machine both are
+// empty; one missing rule at the end costs one add.
+func diffRules(have []*auditrule.Rule, want []wantRule) (dels []*auditrule.Rule, adds []wantRule) {
+	wantKeys := map[string]bool{}
+	for _, w := range want {
+		wantKeys[w.rule.Key()] = true
+	}
+	byList := func(f auditrule.Filter) (h []*auditrule.Rule, w []wantRule) {
+		for _, r := range have {
+			if r.Filter == f {
+				h = append(h, r)
+			}
+		}
+		for _, r := range want {
+			if r.rule.Filter == f {
+				w = append(w, r)
+			}
+		}
+		return h, w
+	}
+	for _, f := range filtersOf(have, want) {
+		h, w := byList(f)
+		// The kernel's wanted rules, in kernel order; the common head with w is kept.
+		var kept []*auditrule.Rule
+		for _, r := range h {
+			if wantKeys[r.Key()] {
+				kept = append(kept, r)
+			}
+		}
+		n := 0
+		for n < len(kept) && n < len(w) && kept[n].Key() == w[n].rule.Key() {
+			n++
+		}
+		keep := map[string]bool{}
+		for _, r := range kept[:n] {
+			keep[r.Key()] = true
+		}
+		for _, r := range h {
+			if !keep[r.Key()] {
+				dels = append(dels, r)
+			}
+		}
+		adds = append(adds, w[n:]...)
+	}
+	return dels, adds
+}
+
+func filtersOf(have []*auditrule.Rule, want []wantRule) []auditrule.Filter {
+	seen := map[auditrule.Filter]bool{}
+	var out []auditrule.Filter
+	add := func(f auditrule.Filter) {
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for _, r := range have {
+		add(r.Filter)
+	}
+	for _, w := range want {
+		add(w.rule.Filter)
+	}
+	sortFilters(out)
+	return out
+}
+
+func (s *Step) deleteChanges(dels []*auditrule.Rule, want *desired) []*engine.Change {
+	wanted := map[string]bool{}
+	for _, w := range want.rules {
+		wanted[w.rule.Key()] = true
+	}
+	var out []*engine.Change
+	for _, r := range dels {
+		r := r
+		before := "loaded, not in the policy"
+		if wanted[r.Key()] {
+			before = "loaded out of order (re-added in place)"
+		}
+		out = append(out, &engine.Change{
+			Object: "audit rule " + r.String(), Action: engine.ActionDelete, Before: before,
+			Reason: "audit.rules",
+			Do: func(ctx context.Context) error {
+				err := s.client.DeleteRule(ctx, r)
+				if auditnl.IsNotExist(err) {
+					return nil // gone already (someone ran auditctl -D): the goal is met
+				}
+				return err
+			},
+		})
+	}
+	return out
+}
+
+func (s *Step) addChanges(adds []wantRule) []*engine.Change {
+	var out []*engine.Change
+	for _, w := range adds {
+		r := w.rule
+		out = append(out, &engine.Change{
+			Object: "audit rule " + r.String(), Action: engine.ActionCreate, After: "loaded",
+			Reason: w.reason,
+			Do:     func(ctx context.Context) error { return s.client.AddRule(ctx, r) },
+		})
+	}
+	return out
+}
+
+// reportLocked is the plan for a kernel locked with enabled 2: nothing can change until
+// reboot, so the differences become one finding (dry-run and the drift timer still see
+// them) instead of changes that would fail with EPERM.
+func reportLocked(p *engine.Plan, want *desired, settings []*engine.Change, dels []*auditrule.Rule, adds []wantRule) {
+	var diffs []string
+	for _, c := range settings {
+		diffs = append(diffs, fmt.Sprintf("%s %s -> %s", strings.TrimPrefix(c.Object, "audit status "), c.Before, c.After))
+	}
+	if len(dels) > 0 {
+		diffs = append(diffs, fmt.Sprintf("%d rule(s) to delete, first: %s", len(dels), dels[0]))
+	}
+	if len(adds) > 0 {
+		diffs = append(diffs, fmt.Sprintf("%d rule(s) to add, first: %s", len(adds), adds[0].rule))
+	}
+	switch {
+	case len(diffs) > 0:
+		p.Find(&engine.Finding{ID: "audit.locked", Severity: engine.Warning, Object: "kernel audit",
+			Message: "audit rules are locked (enabled 2) until reboot and differ from the policy: " +
+				strings.Join(diffs, "; ") + "; harden.rules is updated so the next boot loads the policy",
+			Reason: "audit.immutable"})
+	case !want.immutable:
+		p.Find(&engine.Finding{ID: "audit.locked", Severity: engine.Info, Object: "kernel audit",
+			Message: "audit rules are locked (enabled 2) until reboot, although the policy has immutable: false",
+			Reason:  "audit.immutable"})
+	}
+}
+
+// fileChanges writes harden.rules and the audit.rules augenrules would build from it, and
+// moves every other *.rules file out of rules.d (to the run's backup folder), so that the
+// next `augenrules --load` yields exactly the kernel list this step loads.
+func fileChanges(env *engine.Env, want *desired) ([]*engine.Change, error) {
+	var out []*engine.Change
+	entries, err := env.Root.ReadDir(RulesDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		name := RulesDir + "/" + e.Name()
+		if name == RulesFile || !strings.HasSuffix(e.Name(), ".rules") || e.IsDir() {
+			continue
+		}
+		out = append(out, &engine.Change{
+			Object: name, Action: engine.ActionRemove, Before: "present", After: "moved to " + env.Root.BackupDir(),
+			Reason: "audit (harden owns " + RulesDir + ")",
+			Do: func(context.Context) error {
+				_, err := env.Root.Remove(name)
+				return err
+			},
+		})
+	}
+	rules := want.rulesFile()
+	for _, f := range []struct{ name, content string }{{RulesFile, rules}, {AuditRules, augenrules(rules)}} {
+		c, err := fileChange(env, f.name, f.content)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// rulesPerm is auditd's: rules can reveal what is watched, so not world-readable.
+const rulesPerm = 0o640
+
+func fileChange(env *engine.Env, name, content string) (*engine.Change, error) {
+	same, err := env.Root.Same(name, []byte(content), rulesPerm)
+	if err != nil || same {
+		return nil, err
+	}
+	old, exists, err := env.Root.ReadFileIfExists(name)
+	if err != nil {
+		return nil, err
+	}
+	action := engine.ActionCreate
+	if exists {
+		action = engine.ActionUpdate
+	}
+	return &engine.Change{
+		Object: name, Action: action, Diff: textdiff.Lines(string(old), content),
+		Reason: "audit.baseline, audit.rules",
+		Do: func(context.Context) error {
+			_, err := env.Root.WriteFile(name, []byte(content), rulesPerm)
+			return err
+		},
+	}, nil
+}
