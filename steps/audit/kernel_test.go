@@ -188,4 +188,3 @@ func changeObjects[T interface{ String() string }](cs []T) []string {
 	}
 	return out
 }
-
