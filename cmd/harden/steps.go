@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/harden-dev/harden/internal/engine"
+	auditstep "github.com/harden-dev/harden/steps/audit"
 	osstep "github.com/harden-dev/harden/steps/os"
 )
 
@@ -16,5 +17,6 @@ type stepOptions struct {
 func buildSteps(o stepOptions) []engine.Step {
 	return []engine.Step{
 		osstep.New(),
+		auditstep.New(nil), // the kernel's audit socket, opened on first use
 	}
 }

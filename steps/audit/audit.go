@@ -47,7 +47,8 @@ type Step struct {
 
 // New returns the audit step. client nil means the kernel, opened on first use (so that
 // `--only firewall` never touches audit) with locking allowed: the step sets enabled 2
-// only when the policy says immutable.
+// only when the policy says immutable. With client nil and a root other than /, the
+// kernel is not touched at all (see offlinePlan).
 func New(client Client) *Step { return &Step{client: client, stat: os.Stat} }
 
 // Name implements engine.Step.
@@ -77,6 +78,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		return nil, err
 	}
 	p := &engine.Plan{Findings: want.findings}
+	if s.client == nil && env.Root.Dir() != "/" {
+		return s.offlinePlan(env, want, p)
+	}
 	have, err := s.readKernel(ctx)
 	if err != nil {
 		if unavailable(err) {
@@ -108,6 +112,22 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 			p.Add(c) // last: once enabled is 2 nothing else can change until reboot
 		}
 	}
+	return p, nil
+}
+
+// offlinePlan is the plan under --root (an image being prepared, a test): the kernel
+// belongs to the machine running harden, not to the tree under the root, so only the files
+// are planned. Without this, `harden apply --root /mnt/image` on a build host would load
+// (and with immutable: true lock) the build host's audit rules.
+func (s *Step) offlinePlan(env *engine.Env, want *desired, p *engine.Plan) (*engine.Plan, error) {
+	p.Find(&engine.Finding{ID: "audit.kernel-skipped", Severity: engine.Info, Object: "kernel audit",
+		Message: "root is " + env.Root.Dir() + ", not /: only the rules files are written; the kernel is left alone",
+		Reason:  "audit"})
+	files, err := fileChanges(env, want)
+	if err != nil {
+		return nil, err
+	}
+	p.Add(files...)
 	return p, nil
 }
 

@@ -215,3 +215,18 @@ type unavailableClient struct{ *fakeKernel }
 func (unavailableClient) GetStatus(context.Context) (*auditnl.Status, error) {
 	return nil, &auditnl.Error{Op: "get status", Errno: unix.ECONNREFUSED} // not the initial netns
 }
+
+// Under a root other than / (an image, a test) the step without an injected client plans
+// only the files: it must never load or lock the audit rules of the machine running it.
+func TestOtherRootLeavesTheKernelAlone(t *testing.T) {
+	env := enginetest.Env(t, testPolicy(true), nil)
+	s := New(nil)
+	s.stat = allDirs
+	enginetest.Converges(t, env, s)
+	assert.Nil(t, s.client, "no audit socket was opened")
+	assert.FileExists(t, env.Root.Path(RulesFile))
+	p, err := s.Plan(context.Background(), env)
+	require.NoError(t, err)
+	require.NotEmpty(t, p.Findings)
+	assert.Equal(t, "audit.kernel-skipped", p.Findings[len(p.Findings)-1].ID)
+}
