@@ -68,7 +68,7 @@ func (r *Rule) format(host *Machine, lossless bool) string {
 		if f.Type == FieldArch {
 			continue
 		}
-		formatField(&b, f, watch)
+		formatField(&b, f, watch, lossless)
 	}
 	return b.String()
 }
@@ -140,7 +140,11 @@ func (r *Rule) formatSyscalls(b *strings.Builder, m *Machine) {
 	}
 }
 
-func formatField(b *strings.Builder, f Field, watch bool) {
+func formatField(b *strings.Builder, f Field, watch, lossless bool) {
+	if lossless && f.Type != FieldFilterKey {
+		// auditctl reads "\ " as a space in a word; auditctl -l prints the bare value.
+		f.Str = escapeWord(f.Str)
+	}
 	info, known := fields[f.Type]
 	op := opSymbol(f.Op)
 	if !known {
@@ -161,6 +165,9 @@ func formatField(b *strings.Builder, f Field, watch bool) {
 			if k == "" {
 				continue // strtok skips empty tokens
 			}
+			if lossless {
+				k = escapeWord(k)
+			}
 			if watch {
 				b.WriteString(" -k " + k)
 			} else {
@@ -180,6 +187,9 @@ func formatField(b *strings.Builder, f Field, watch bool) {
 			b.WriteString(" -C " + a + op + c)
 		}
 		return
+	}
+	if f.Type == FieldExe && !lossless {
+		op = "=" // auditctl -l prints exe= whatever the operator
 	}
 	var v string
 	switch info.kind {

@@ -428,6 +428,13 @@ func (s *lineState) watch(p string) *Error {
 	if len(path.Base(p)) > nameMax {
 		return s.errf(p, "the last element of watch path %q is longer than %d bytes", p, nameMax)
 	}
+	for _, op := range []string{"!=", ">=", "<=", "&="} {
+		if strings.Contains(p, op) {
+			// Such a path cannot be written as -F path=... (auditctl would
+			// read the operator), so it could not go into a rules file.
+			return s.errf(p, "watch path %q holds %q, which auditctl would read as an operator", p, op)
+		}
+	}
 	if strings.Contains(p, "..") {
 		s.warnings = append(s.warnings, Warning{s.line, fmt.Sprintf("watch %q: relative path notation is not supported", p)})
 	}
@@ -631,6 +638,11 @@ func (s *lineState) field(pair string) *Error {
 		}
 		f.Value, e = s.msgTypeValue(pair, v)
 	case FieldObjUser, FieldObjRole, FieldObjType, FieldObjLevLow, FieldObjLevHigh, FieldWatch, FieldDir:
+		// The kernel refuses (EINVAL) path/dir with any operator but =, and
+		// string fields with ordering or bit operators: say so here.
+		if e = eqOnly(id != FieldWatch && id != FieldDir); e != nil {
+			return e
+		}
 		if e = exitOnly(); e == nil {
 			if id == FieldWatch || id == FieldDir {
 				s.perm = true
@@ -638,6 +650,11 @@ func (s *lineState) field(pair string) *Error {
 			f.Str, e = s.stringValue(pair, id, v)
 		}
 	case FieldSubjUser, FieldSubjRole, FieldSubjType, FieldSubjSen, FieldSubjClr, FieldFilterKey, FieldExe:
+		// A key is a label, not a condition: "key!=x" would load, list as
+		// key=x and never match anything it seems to say.
+		if e = eqOnly(id != FieldFilterKey); e != nil {
+			return e
+		}
 		if id == FieldExe {
 			if e = eqOnly(true); e != nil {
 				return e
