@@ -2,6 +2,7 @@ package auditnl_test
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -77,4 +78,33 @@ func TestStatusSetAndGet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "backlog_limit 4321")
 	assert.Contains(t, string(out), "rate_limit 77")
+}
+
+// AddRules loads the same list as AddRule one by one (order included), and names the rule
+// the kernel refused.
+func TestAddRulesBatches(t *testing.T) {
+	conn := hostaudit.Lock(t)
+	ctx := context.Background()
+	require.NoError(t, conn.DeleteAllRules(ctx))
+	var rules []*auditrule.Rule
+	for i := range 150 { // more than one batch
+		rules = append(rules, parse(t, fmt.Sprintf("-a always,exit -F arch=b64 -S openat -F auid=%d -F key=batch", 2000+i)))
+	}
+	require.NoError(t, conn.AddRules(ctx, rules))
+	listed, err := conn.ListRules(ctx)
+	require.NoError(t, err)
+	require.Len(t, listed, 150)
+	for i := range rules {
+		assert.True(t, listed[i].Equal(rules[i]), "rule %d out of place", i)
+	}
+	// A duplicate in the middle of the second batch.
+	err = conn.AddRules(ctx, []*auditrule.Rule{parse(t, "-a always,exit -F arch=b64 -S chmod -k new"), rules[70]})
+	require.Error(t, err)
+	assert.True(t, auditnl.IsExist(err))
+	var be *auditnl.BatchError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, 1, be.Index)
+	// The socket is still in step: a plain request works.
+	_, err = conn.GetStatus(ctx)
+	require.NoError(t, err)
 }

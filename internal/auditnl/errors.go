@@ -60,3 +60,13 @@ var ErrRefused = errors.New("audit: refusing a change that cannot be undone unti
 func IsUnsupported(err error) bool {
 	return errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.ECONNREFUSED)
 }
+
+// BatchError is AddRules' error for the rule the kernel refused.
+type BatchError struct {
+	Index int // into the rules given to AddRules
+	Err   error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("rule %d: %v", e.Index+1, e.Err) }
+
+func (e *BatchError) Unwrap() error { return e.Err }

@@ -8,6 +8,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,6 +44,8 @@ type Step struct {
 	// stat looks at the filesystem the kernel resolves rule paths in (the real one, not
 	// env.Root: audit watches are the kernel's, whatever root harden writes files under).
 	stat func(string) (fs.FileInfo, error)
+	// adds maps the rule-add changes of the last plan to their rules (see Apply).
+	adds map[*engine.Change]*auditrule.Rule
 }
 
 // New returns the audit step. client nil means the kernel, opened on first use (so that
@@ -78,6 +81,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		return nil, err
 	}
 	p := &engine.Plan{Findings: want.findings}
+	s.adds = map[*engine.Change]*auditrule.Rule{}
 	if s.client == nil && env.Root.Dir() != "/" {
 		return s.offlinePlan(env, want, p)
 	}
@@ -131,9 +135,69 @@ func (s *Step) offlinePlan(env *engine.Env, want *desired, p *engine.Plan) (*eng
 	return p, nil
 }
 
-// Apply implements engine.Step: the changes in plan order, lock last.
-func (*Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
-	return engine.ApplyChanges(ctx, p)
+// Apply implements engine.Step: the changes in plan order, lock last. Rule additions (the
+// changes without Do) are sent in batches when the client can (AddRules), which is what
+// makes loading hundreds of rules at boot as fast as auditctl -R.
+func (s *Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	changes := p.Changes
+	for i := 0; i < len(changes); {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("cancelled before %s: %w", changes[i], err)
+		}
+		if changes[i].Do != nil {
+			if err := changes[i].Do(ctx); err != nil {
+				return fmt.Errorf("%s: %w", changes[i], err)
+			}
+			changes[i].Applied = true
+			i++
+			continue
+		}
+		j := i
+		for j < len(changes) && changes[j].Do == nil {
+			j++
+		}
+		if err := s.addRules(ctx, changes[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// batchAdder is implemented by *auditnl.Conn.
+type batchAdder interface {
+	AddRules(ctx context.Context, rules []*auditrule.Rule) error
+}
+
+// addRules loads the rules of a run of add changes, in order.
+func (s *Step) addRules(ctx context.Context, changes []*engine.Change) error {
+	rules := make([]*auditrule.Rule, len(changes))
+	for i, c := range changes {
+		r, ok := s.adds[c]
+		if !ok {
+			return fmt.Errorf("%s: not a change of this plan (step bug)", c)
+		}
+		rules[i] = r
+	}
+	if b, ok := s.client.(batchAdder); ok {
+		if err := b.AddRules(ctx, rules); err != nil {
+			var be *auditnl.BatchError
+			if errors.As(err, &be) && be.Index < len(changes) {
+				return fmt.Errorf("%s: %w", changes[be.Index], be.Err)
+			}
+			return err
+		}
+	} else {
+		for i, r := range rules {
+			if err := s.client.AddRule(ctx, r); err != nil {
+				return fmt.Errorf("%s: %w", changes[i], err)
+			}
+		}
+	}
+	for _, c := range changes {
+		c.Applied = true
+	}
+	return nil
 }
 
 func (s *Step) readKernel(ctx context.Context) (*kernelState, error) {
@@ -319,15 +383,17 @@ func (s *Step) deleteChanges(dels []*auditrule.Rule, want *desired) []*engine.Ch
 	return out
 }
 
+// addChanges lists the rules to load. They have no Do: Apply loads a run of them in one
+// batch, finding each rule through s.adds.
 func (s *Step) addChanges(adds []wantRule) []*engine.Change {
 	var out []*engine.Change
 	for _, w := range adds {
-		r := w.rule
-		out = append(out, &engine.Change{
-			Object: "audit rule " + r.String(), Action: engine.ActionCreate, After: "loaded",
+		c := &engine.Change{
+			Object: "audit rule " + w.rule.String(), Action: engine.ActionCreate, After: "loaded",
 			Reason: w.reason,
-			Do:     func(ctx context.Context) error { return s.client.AddRule(ctx, r) },
-		})
+		}
+		s.adds[c] = w.rule
+		out = append(out, c)
 	}
 	return out
 }
