@@ -62,7 +62,12 @@ func (r *Rule) format(host *Machine, lossless bool) string {
 				mach = machineByELF(f.Value)
 			}
 		}
-		r.formatSyscalls(&b, mach)
+		if !lossless || !r.allSyscalls() || !r.hasPathOrExe() {
+			// A file rule without -S gets every syscall (auditctl does the
+			// same), so its file text leaves out the noise of "-S all". Other
+			// rules keep it: auditctl wants a -S before a key there.
+			r.formatSyscalls(&b, mach)
+		}
 	}
 	for _, f := range r.Fields {
 		if f.Type == FieldArch {
@@ -71,6 +76,16 @@ func (r *Rule) format(host *Machine, lossless bool) string {
 		formatField(&b, f, watch, lossless)
 	}
 	return b.String()
+}
+
+func (r *Rule) hasPathOrExe() bool {
+	for _, f := range r.Fields {
+		switch f.Type {
+		case FieldWatch, FieldDir, FieldExe:
+			return true
+		}
+	}
+	return false
 }
 
 func actionName(a Action) string {
