@@ -188,3 +188,33 @@ func changeObjects[T interface{ String() string }](cs []T) []string {
 	}
 	return out
 }
+
+// The policy's rules as written, loaded by `auditctl -R`, give the kernel list the step
+// loads from them (-w, -A, exclude and user lists, -C, errno names, user names).
+func TestKernelStepLoadsWhatAuditctlLoadsForTheSameLines(t *testing.T) {
+	needTool(t, "auditctl")
+	conn := hostaudit.Lock(t)
+	lines := []string{
+		"-w /etc/passwd -p wa -k identity",
+		"-w /etc/ssh/ -p wa -k sshd_config",
+		"-a always,exit -F arch=b64 -S execve -C uid!=euid -F euid=0 -k priv_esc",
+		"-a exit,always -F arch=b32 -S chown,fchown,lchown32 -F auid>=1000 -F auid!=unset -k perm",
+		"-a always,exit -F arch=b64 -S openat -F exit=-EACCES -F uid=root -k access",
+		"-A always,exit -F arch=b64 -S ptrace -k tracing",
+		"-a always,exit -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=unset -k priv_cmd",
+		"-a never,exclude -F msgtype=CWD",
+		"-a always,user -F uid=0",
+		"-a always,exit -F dir=/etc/audit/ -F perm=wa -k audit_config",
+	}
+	p := testPolicy(false, lines...)
+	p.Audit.Baseline = false
+	env := enginetest.Env(t, p, nil)
+	enginetest.Converges(t, env, kernelStep(conn))
+	ours := rawRules(t, conn)
+
+	require.NoError(t, conn.DeleteAllRules(context.Background()))
+	file := filepath.Join(t.TempDir(), "same.rules")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+	auditctl(t, "-R", file)
+	assert.Equal(t, ours, rawRules(t, conn))
+}
