@@ -2,7 +2,10 @@ package main
 
 import (
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/systemd"
 	osstep "github.com/harden-dev/harden/steps/os"
+	"github.com/harden-dev/harden/steps/services"
+	"github.com/harden-dev/harden/steps/sshd"
 )
 
 // stepOptions are the command-line settings steps' constructors need.
@@ -14,7 +17,12 @@ type stepOptions struct {
 // closed before anything else runs; services last, so it can start what the others
 // configured and run the restarts they queued.
 func buildSteps(o stepOptions) []engine.Step {
+	// One D-Bus connection for every step that talks to systemd, opened on first use so
+	// `--only firewall` at early boot never touches D-Bus.
+	sd := systemd.Shared(systemd.Options{})
 	return []engine.Step{
 		osstep.New(),
+		sshd.New(sshd.Options{Systemd: sd}),
+		services.New(sd),
 	}
 }

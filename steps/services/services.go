@@ -68,7 +68,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	p := &engine.Plan{}
 	m, err := s.open(ctx)
 	if errors.Is(err, systemd.ErrNoSystemd) {
-		msg := "no systemd: units not managed (" + err.Error() + ")"
+		msg := "no systemd: units not managed (" + strings.TrimPrefix(err.Error(), "no systemd: ") + ")"
 		if rs := env.Restarts.Pending(); len(rs) > 0 {
 			msg += fmt.Sprintf("; %d queued restart(s) not run", len(rs))
 		}
