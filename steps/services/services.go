@@ -92,8 +92,10 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	masking := planMasks(p, ap, obs, allow)
 	planRestarts(p, ap, obs, env, starting, masking)
 
+	// Only the latest plan can be applied next (the runner plans, applies,
+	// then plans again to verify), so older appliers are dropped.
 	s.mu.Lock()
-	s.appliers[p] = ap
+	s.appliers = map[*engine.Plan]*applier{p: ap}
 	s.mu.Unlock()
 	return p, nil
 }

@@ -341,3 +341,21 @@ func TestJobFailureFailsStep(t *testing.T) {
 	assert.Contains(t, s.Error, "clamav-daemon.service")
 	assert.Contains(t, s.Error, `"failed"`)
 }
+
+// BenchmarkPlanConverged is the cost of a boot with nothing to change: two
+// D-Bus calls over a real bus for ~270 unit files, and the comparison.
+func BenchmarkPlanConverged(b *testing.B) {
+	bus := systemdtest.StartBus(b)
+	systemdtest.NewFake(b, bus, systemdtest.DebianServer(b))
+	open := systemd.Shared(systemd.Options{Address: bus.Address})
+	env := enginetest.Env(b, nil, nil)
+	step := services.New(open)
+	enginetest.Run(b, env, false, step)
+	b.ResetTimer()
+	for range b.N {
+		p, err := step.Plan(context.Background(), env)
+		if err != nil || len(p.Changes) != 0 {
+			b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
+		}
+	}
+}

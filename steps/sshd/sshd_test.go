@@ -298,3 +298,27 @@ func TestSocketActivationWarned(t *testing.T) {
 	rep := enginetest.Converges(t, env, sshd.New(sshd.Options{Systemd: systemd.Shared(systemd.Options{Address: bus.Address})}))
 	assert.Contains(t, ids(rep.Steps[0].Findings), "sshd.socket-activated")
 }
+
+// BenchmarkPlanConverged is a boot with nothing to change: read two files,
+// run `sshd -T` twice (the proof) and compare.
+func BenchmarkPlanConverged(b *testing.B) {
+	if _, err := os.Stat(sshdBin); err != nil || os.Geteuid() != 0 {
+		b.Skip("needs root and openssh-server")
+	}
+	env := enginetest.Env(b, nil, nil)
+	root := env.Root.Dir()
+	require.NoError(b, os.MkdirAll(filepath.Join(root, "etc/ssh/sshd_config.d"), 0o755))
+	key := filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")
+	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput()
+	require.NoError(b, err, string(out))
+	enginetest.WriteFile(b, env, sshd.MainConfig, strings.NewReplacer("ROOT", root).Replace(debianConfig))
+	step := sshd.New(sshd.Options{})
+	enginetest.Run(b, env, false, step)
+	b.ResetTimer()
+	for range b.N {
+		p, err := step.Plan(context.Background(), env)
+		if err != nil || len(p.Changes) != 0 {
+			b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
+		}
+	}
+}
