@@ -18,7 +18,7 @@ import (
 // testdata/debian holds Debian bookworm's own files, copied from a machine with
 // libpam-pwquality installed: pwquality.conf (libpwquality-common), login.defs (login) and
 // the common-password stack pam-auth-update generated.
-func debianFile(t *testing.T, name string) string {
+func debianFile(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "debian", name))
 	require.NoError(t, err)
@@ -34,7 +34,7 @@ const (
 )
 
 // newEnv is a temp root with Debian's files and clean account databases.
-func newEnv(t *testing.T, edit func(*policy.Policy)) *engine.Env {
+func newEnv(t testing.TB, edit func(*policy.Policy)) *engine.Env {
 	t.Helper()
 	p := policy.Default()
 	if edit != nil {

@@ -127,19 +127,27 @@ func dpkgInstalled(env *engine.Env, pkg string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// Package comes first in a stanza, Status later; a blank line ends the stanza.
-	name := ""
-	for line := range bytes.Lines(b) {
-		line = bytes.TrimRight(line, "\r\n")
-		if v, ok := bytes.CutPrefix(line, []byte("Package: ")); ok {
-			name = string(bytes.TrimSpace(v))
-		} else if v, ok := bytes.CutPrefix(line, []byte("Status: ")); ok && name == pkg {
-			if bytes.HasSuffix(bytes.TrimSpace(v), []byte(" installed")) {
+	// Jump to each "Package: pkg" line and read its stanza up to the blank line ending it:
+	// the file is megabytes on a full system and only one stanza matters.
+	head := []byte("Package: " + pkg + "\n")
+	for i := 0; ; {
+		j := bytes.Index(b[i:], head)
+		if j < 0 {
+			return false, nil
+		}
+		at := i + j
+		i = at + len(head)
+		if at > 0 && b[at-1] != '\n' {
+			continue // "Package: foo" inside another field
+		}
+		stanza := b[i:]
+		if end := bytes.Index(stanza, []byte("\n\n")); end >= 0 {
+			stanza = stanza[:end]
+		}
+		for line := range bytes.Lines(stanza) {
+			if v, ok := bytes.CutPrefix(line, []byte("Status: ")); ok && bytes.HasSuffix(bytes.TrimSpace(v), []byte(" installed")) {
 				return true, nil
 			}
-		} else if len(line) == 0 {
-			name = ""
 		}
 	}
-	return false, nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"sync"
 
@@ -90,6 +91,13 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 // planLive reads each sysctl and plans a write where it differs.
 func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) error {
 	procSys := s.procSys(env)
+	if _, err := os.Stat(procSys); errors.Is(err, fs.ErrNotExist) {
+		// An offline image (--root on a directory) or a container without /proc: one
+		// finding, not one per key. The file still carries the values to the next boot.
+		p.Find(&engine.Finding{ID: "kernel.no-proc-sys", Severity: engine.Info, Object: procSys,
+			Message: "no " + procSys + ": sysctl values are written to " + SysctlFile + " only", Reason: reasonBaseline})
+		return nil
+	}
 	targets, err := resolve(procSys, settings, s.opts.Keys)
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 // fakeProcSys builds a /proc/sys tree under the env's root with every baseline key at an
 // unhardened value, as plain files. Yama is left out (a kernel built without it), and a
 // multi-value key is written with a tab as the kernel prints it.
-func fakeProcSys(t *testing.T, env *engine.Env) {
+func fakeProcSys(t testing.TB, env *engine.Env) {
 	t.Helper()
 	for _, s := range baseline() {
 		if strings.Contains(s.Key, ".*.") || strings.HasPrefix(s.Key, "kernel.yama.") {
@@ -40,7 +40,7 @@ func fakeProcSys(t *testing.T, env *engine.Env) {
 	writeProc(t, env, "kernel.core_pattern", "core\n")
 }
 
-func writeProc(t *testing.T, env *engine.Env, key, value string) {
+func writeProc(t testing.TB, env *engine.Env, key, value string) {
 	t.Helper()
 	enginetest.WriteFile(t, env, "/proc/sys/"+strings.ReplaceAll(key, ".", "/"), value)
 }
@@ -52,7 +52,7 @@ func readProc(t *testing.T, env *engine.Env, key string) string {
 	return string(b)
 }
 
-func newEnv(t *testing.T, edit func(*policy.Policy)) *engine.Env {
+func newEnv(t testing.TB, edit func(*policy.Policy)) *engine.Env {
 	t.Helper()
 	p := policy.Default()
 	if edit != nil {
@@ -278,4 +278,12 @@ func TestResolveLiteralBeatsGlob(t *testing.T) {
 		"net.ipv4.conf.default.rp_filter": "1", "net.ipv4.conf.lo.rp_filter": "1"}, vals)
 
 	assert.Equal(t, "net.ipv4.conf.eth0/100.rp_filter", dotted(procSys, filepath.Join(procSys, "net/ipv4/conf/eth0.100/rp_filter")))
+}
+
+func TestNoProcSysIsOneFinding(t *testing.T) {
+	env := enginetest.Env(t, nil, nil) // an offline image: no /proc at all
+	rep := enginetest.Converges(t, env, New(Options{}))
+	require.Len(t, rep.Steps[0].Findings, 1)
+	assert.Equal(t, "kernel.no-proc-sys", rep.Steps[0].Findings[0].ID)
+	assert.NotNil(t, changeFor(rep, SysctlFile))
 }
