@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/steps/accounts"
+	"github.com/harden-dev/harden/steps/kernel"
 	osstep "github.com/harden-dev/harden/steps/os"
 )
 
@@ -16,5 +18,7 @@ type stepOptions struct {
 func buildSteps(o stepOptions) []engine.Step {
 	return []engine.Step{
 		osstep.New(),
+		kernel.New(kernel.Options{}),
+		accounts.New(),
 	}
 }

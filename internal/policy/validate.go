@@ -189,9 +189,15 @@ var sysctlKeyRE = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
 var moduleRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 func (v *validator) kernel() {
-	for k := range v.p.Kernel.Sysctl {
-		if !sysctlKeyRE.MatchString(k) {
+	for k, val := range v.p.Kernel.Sysctl {
+		switch {
+		case !sysctlKeyRE.MatchString(k):
 			v.errorf("kernel.sysctl."+k, "not a sysctl key like net.ipv4.tcp_syncookies")
+		case strings.ContainsAny(val, "\n\r") || strings.TrimSpace(val) == "":
+			v.errorf("kernel.sysctl."+k, "want a one-line, non-empty value")
+		case k == "fs.suid_dumpable" && !v.p.Kernel.CoreDumps && strings.TrimSpace(val) != "0":
+			// Core dumps off means setuid programs do not dump either.
+			v.errorf("kernel.sysctl."+k, "contradicts kernel.core_dumps: false (which sets it to 0)")
 		}
 	}
 	for i, m := range v.p.Kernel.DisableModules {
