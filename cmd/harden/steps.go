@@ -3,8 +3,10 @@ package main
 import (
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/steps/accounts"
+	"github.com/harden-dev/harden/steps/clamav"
 	"github.com/harden-dev/harden/steps/kernel"
 	osstep "github.com/harden-dev/harden/steps/os"
+	"github.com/harden-dev/harden/steps/packages"
 )
 
 // stepOptions are the command-line settings steps' constructors need.
@@ -20,5 +22,7 @@ func buildSteps(o stepOptions) []engine.Step {
 		osstep.New(),
 		kernel.New(kernel.Options{}),
 		accounts.New(),
+		packages.New(packages.Options{}),
+		clamav.New(clamav.Options{}),
 	}
 }

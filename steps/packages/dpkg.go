@@ -68,18 +68,20 @@ func ParseStatus(name string, data []byte) ([]Pkg, error) {
 			return nil, fmt.Errorf("%s:%d: want \"Field: value\", got %q", name, lineNo, clip(string(line)))
 		}
 		inStanza = true
-		value := strings.TrimSpace(string(line[colon+1:]))
+		// Only the four fields harden needs become strings: a status file is mostly
+		// descriptions and conffile lists.
+		value := func() string { return strings.TrimSpace(string(line[colon+1:])) }
 		switch string(line[:colon]) {
 		case "Package":
-			cur.Name = value
+			cur.Name = value()
 		case "Architecture":
-			cur.Arch = value
+			cur.Arch = value()
 		case "Version":
-			cur.Version = value
+			cur.Version = value()
 		case "Status":
-			f := strings.Fields(value)
+			f := strings.Fields(value())
 			if len(f) != 3 {
-				return nil, fmt.Errorf("%s:%d: Status %q: want \"want flag state\"", name, lineNo, value)
+				return nil, fmt.Errorf("%s:%d: Status %q: want \"want flag state\"", name, lineNo, value())
 			}
 			cur.State = f[2]
 		}

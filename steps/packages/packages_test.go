@@ -366,3 +366,19 @@ func TestNoDpkg(t *testing.T) {
 	assert.Empty(t, plan.Changes)
 	assert.Equal(t, "packages.dpkg-missing", plan.Findings[0].ID)
 }
+
+// BenchmarkParseStatus parses this machine's dpkg database (or the fixture), what every run
+// costs; compare with `dpkg-query -W` (bench/ prints the ratio).
+func BenchmarkParseStatus(b *testing.B) {
+	data, err := os.ReadFile(StatusPath)
+	if err != nil {
+		data, err = os.ReadFile("testdata/status")
+		require.NoError(b, err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ParseStatus(StatusPath, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
