@@ -3,7 +3,11 @@ package main
 import (
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/systemd"
+	"github.com/harden-dev/harden/steps/accounts"
+	"github.com/harden-dev/harden/steps/clamav"
+	"github.com/harden-dev/harden/steps/kernel"
 	osstep "github.com/harden-dev/harden/steps/os"
+	"github.com/harden-dev/harden/steps/packages"
 	"github.com/harden-dev/harden/steps/services"
 	"github.com/harden-dev/harden/steps/sshd"
 )
@@ -22,7 +26,11 @@ func buildSteps(o stepOptions) []engine.Step {
 	sd := systemd.Shared(systemd.Options{})
 	return []engine.Step{
 		osstep.New(),
+		kernel.New(kernel.Options{}),
 		sshd.New(sshd.Options{Systemd: sd}),
+		accounts.New(),
+		packages.New(packages.Options{}),
+		clamav.New(clamav.Options{}),
 		services.New(sd),
 	}
 }
