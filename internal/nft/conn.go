@@ -16,9 +16,12 @@ type Conn struct {
 	nsFd int
 }
 
-// socketBuffer is large enough for the acknowledgements of a 10,000-entry batch; the
-// kernel reports ENOBUFS (and the batch result is lost to us) when acks overflow it.
-const socketBuffer = 8 << 20
+// socketBuffer bounds one batch (the kernel refuses a netlink message larger than the
+// socket's send buffer with EMSGSIZE; 10,000 IPv4 interval entries are about 1 MiB) and holds
+// its acknowledgements (overflowing acks are ENOBUFS, and the batch result is lost to us).
+// The *FORCE options pass the sysctl caps (rmem_max/wmem_max), as nft itself does; they need
+// CAP_NET_ADMIN, which changing nftables needs anyway. Memory is only used while in flight.
+const socketBuffer = 64 << 20
 
 // Open connects to nftables in netns: "" is the current namespace, a name is looked up
 // under /run/netns (as `ip netns` creates them), a path is used as is.
@@ -58,10 +61,24 @@ func tuneSocket(c *netlink.Conn) error {
 		return fmt.Errorf("netlink cap_ack: %w", err)
 	}
 	_ = c.SetOption(netlink.ExtendedAcknowledge, true) // nicer kernel errors when available
-	if err := c.SetReadBuffer(socketBuffer); err != nil {
-		return fmt.Errorf("netlink read buffer: %w", err)
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
 	}
-	return nil
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, socketBuffer); e != nil {
+				serr = e
+			}
+		}
+	})
+	if err == nil && serr != nil {
+		// Without CAP_NET_ADMIN: take what the sysctl caps allow; Plan (read-only) still works.
+		_ = c.SetReadBuffer(socketBuffer)
+		_ = c.SetWriteBuffer(socketBuffer)
+	}
+	return err
 }
 
 // Close closes the socket and the namespace handle.

@@ -24,7 +24,7 @@ func sample(extraV4 int) *nft.Ruleset {
 	src.AddPrefix(netip.MustParsePrefix("192.168.7.0/24"))
 	src.AddPrefix(netip.MustParsePrefix("255.255.255.0/24")) // reaches the top: no end key
 	for i := 0; i < extraV4; i++ {
-		src.AddPrefix(netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 32))
+		src.AddPrefix(netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>15), byte(i >> 7), byte(i%128) * 2}), 32)) // not adjacent: no merging
 	}
 	src6 := nft.NewRangeBuilder(16)
 	src6.AddPrefix(netip.MustParsePrefix("fdaa:0:1::/48"))

@@ -1,0 +1,135 @@
+package firewall_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/nft/nfttest"
+)
+
+// lab is two namespaces joined by a veth pair: the server (where the firewall goes) and a
+// client with several source addresses, some allowed and some not.
+type lab struct {
+	t              *testing.T
+	server, client *nfttest.NS
+	srvIf          string
+}
+
+const (
+	srv4, srv6     = "10.99.0.1", "fdaa:0:1::1"
+	cli4, cli4b    = "10.99.0.2", "10.99.0.3"
+	cliPriv        = "fdaa:0:1::2"  // inside the /48 of FLY_PRIVATE_IP
+	cliPriv2       = "fdaa:0:2::2"  // in fdaa::/16 but another organisation's /48
+	srvOther6      = "fd00:99::1"   // a non-6PN IPv6 network on the same link
+	cliOther6      = "fd00:99::2"   // allowed by a CIDR rule
+	cliOther6b     = "fd00:99::3"   // not allowed
+	flyPrivateIP   = "fdaa:0:1:a7b::5"
+	blockedTimeout = 400 * time.Millisecond
+)
+
+func newLab(t *testing.T) *lab {
+	nfttest.RequireRoot(t)
+	l := &lab{t: t, server: nfttest.NewNS(t, "hfws"), client: nfttest.NewNS(t, "hfwc")}
+	srvIf, cliIf := nfttest.Veth(t, l.server, l.client)
+	l.srvIf = srvIf
+	l.server.AddAddr(srvIf, srv4+"/24")
+	l.server.AddAddr(srvIf, srv6+"/16")
+	l.server.AddAddr(srvIf, srvOther6+"/64")
+	for _, a := range []string{cli4 + "/24", cli4b + "/24", cliPriv + "/16", cliPriv2 + "/16", cliOther6 + "/64", cliOther6b + "/64"} {
+		l.client.AddAddr(cliIf, a)
+	}
+	return l
+}
+
+// listenTCP listens on port in ns (dual stack) and accepts until the test ends.
+func listenTCP(t *testing.T, ns *nfttest.NS, port string) {
+	var ln net.Listener
+	var err error
+	ns.Do(func() { ln, err = net.Listen("tcp", "[::]:"+port) })
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// echoUDP answers every datagram on port in ns.
+func echoUDP(t *testing.T, ns *nfttest.NS, port string) {
+	var pc net.PacketConn
+	var err error
+	ns.Do(func() { pc, err = net.ListenPacket("udp", "[::]:"+port) })
+	require.NoError(t, err)
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
+
+// outcome of a probe: "open" (handshake or echo), "refused" (RST: reached the host, no
+// listener) or "dropped" (nothing came back).
+func (l *lab) tcp(from *nfttest.NS, src, dst, port string) string {
+	var err error
+	from.Do(func() {
+		d := net.Dialer{Timeout: blockedTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		var c net.Conn
+		c, err = d.Dial("tcp", net.JoinHostPort(dst, port))
+		if err == nil {
+			c.Close()
+		}
+	})
+	return outcome(err)
+}
+
+func (l *lab) udp(src, dst, port string) string {
+	var err error
+	l.client.Do(func() {
+		var c *net.UDPConn
+		c, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(src), 0)),
+			net.UDPAddrFromAddrPort(netip.MustParseAddrPort(net.JoinHostPort(dst, port))))
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err = c.Write([]byte("ping")); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(blockedTimeout))
+		buf := make([]byte, 16)
+		_, err = c.Read(buf)
+	})
+	return outcome(err)
+}
+
+func outcome(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "open"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "dropped"
+	}
+	return "error: " + err.Error()
+}
