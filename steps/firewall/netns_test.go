@@ -26,11 +26,11 @@ type lab struct {
 const (
 	srv4, srv6     = "10.99.0.1", "fdaa:0:1::1"
 	cli4, cli4b    = "10.99.0.2", "10.99.0.3"
-	cliPriv        = "fdaa:0:1::2"  // inside the /48 of FLY_PRIVATE_IP
-	cliPriv2       = "fdaa:0:2::2"  // in fdaa::/16 but another organisation's /48
-	srvOther6      = "fd00:99::1"   // a non-6PN IPv6 network on the same link
-	cliOther6      = "fd00:99::2"   // allowed by a CIDR rule
-	cliOther6b     = "fd00:99::3"   // not allowed
+	cliPriv        = "fdaa:0:1::2" // inside the /48 of FLY_PRIVATE_IP
+	cliPriv2       = "fdaa:0:2::2" // in fdaa::/16 but another organisation's /48
+	srvOther6      = "fd00:99::1"  // a non-6PN IPv6 network on the same link
+	cliOther6      = "fd00:99::2"  // allowed by a CIDR rule
+	cliOther6b     = "fd00:99::3"  // not allowed
 	flyPrivateIP   = "fdaa:0:1:a7b::5"
 	blockedTimeout = 400 * time.Millisecond
 )
