@@ -97,3 +97,7 @@ func (c *Conn) closeNS() {
 		c.nsFd = -1
 	}
 }
+
+// Wrap adapts an existing google/nftables Conn (a test dialer, a caller-made socket). Close
+// then only closes it if it is lasting.
+func Wrap(c *nftables.Conn) *Conn { return &Conn{Conn: c, nsFd: -1} }
