@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/steps/firewall"
 	osstep "github.com/harden-dev/harden/steps/os"
 )
 
@@ -16,5 +17,6 @@ type stepOptions struct {
 func buildSteps(o stepOptions) []engine.Step {
 	return []engine.Step{
 		osstep.New(),
+		firewall.New(firewall.Options{NetNS: o.netns}),
 	}
 }
