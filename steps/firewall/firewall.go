@@ -10,6 +10,7 @@ import (
 
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/nft"
+	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/textdiff"
 )
 
@@ -27,6 +28,14 @@ type Options struct {
 // Do, never in New, so building the step list costs nothing.
 type Step struct {
 	opts Options
+	// last caches the ruleset built for one policy: the runner plans again right after
+	// Apply to verify, and building 10,000 entries twice is wasted work.
+	last struct {
+		policy  *policy.Policy
+		private string
+		rs      *nft.Ruleset
+		warning string
+	}
 }
 
 // New returns the firewall step.
@@ -38,7 +47,7 @@ func (s *Step) Name() string { return "firewall" }
 // Plan reads the kernel's table back and compares it, rendered as nft text, with the
 // table the policy wants. No difference, no change. Plan changes nothing.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
-	want, warning, err := Build(env.Policy.Firewall, env.Getenv)
+	want, warning, err := s.build(env)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +83,21 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 // Apply makes the one planned change: the whole-table replace.
 func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
 	return engine.ApplyChanges(ctx, p)
+}
+
+// build returns the wanted ruleset, reusing the last one for the same policy and
+// FLY_PRIVATE_IP (the only inputs of Build).
+func (s *Step) build(env *engine.Env) (*nft.Ruleset, string, error) {
+	private := env.Getenv("FLY_PRIVATE_IP")
+	if s.last.rs != nil && s.last.policy == env.Policy && s.last.private == private {
+		return s.last.rs, s.last.warning, nil
+	}
+	rs, warning, err := Build(env.Policy.Firewall, env.Getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	s.last.policy, s.last.private, s.last.rs, s.last.warning = env.Policy, private, rs, warning
+	return rs, warning, nil
 }
 
 func (s *Step) read() (*nft.Ruleset, error) {
