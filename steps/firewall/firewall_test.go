@@ -90,12 +90,23 @@ func TestRealTrafficAcrossVeth(t *testing.T) {
 		}
 	}
 
+	require.Equal(t, "open", l.ping(cliPriv2, srv6), "before firewall: ping from another /48")
+	require.Equal(t, "open", l.ping(cli4, srv4), "before firewall: IPv4 ping")
+
 	step := firewall.New(firewall.Options{NetNS: l.server.Name})
 	enginetest.Converges(t, labEnv(t, labPolicy(t, l.srvIf)), step)
+	// Forget the neighbours learnt before the firewall, so the IPv6 probes below need
+	// neighbour discovery to pass the firewall.
+	l.server.Run("ip", "-6", "neigh", "flush", "all")
+	l.client.Run("ip", "-6", "neigh", "flush", "all")
 
 	for _, p := range probes {
 		assert.Equal(t, p.want, probe(p.kind, p.src, p.dst, p.port), p.name)
 	}
+	// ping: private (the policy's private networks are IPv6 only).
+	assert.Equal(t, "open", l.ping(cliPriv, srv6), "ping from own /48")
+	assert.Equal(t, "dropped", l.ping(cliPriv2, srv6), "ping from another /48")
+	assert.Equal(t, "dropped", l.ping(cli4, srv4), "IPv4 ping")
 	// Replies to connections the server opens come back (established,related).
 	assert.Equal(t, "open", l.tcp(l.server, srv4, cli4, "7000"), "outbound IPv4")
 	assert.Equal(t, "open", l.tcp(l.server, srv6, cliPriv2, "7000"), "outbound IPv6")

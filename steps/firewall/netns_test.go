@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -132,4 +133,57 @@ func outcome(err error) string {
 		return "dropped"
 	}
 	return "error: " + err.Error()
+}
+
+// ping sends one ICMP(v6) echo request from src to dst in the client namespace and reports
+// "open" when the echo reply comes back.
+func (l *lab) ping(src, dst string) string {
+	v6 := strings.Contains(dst, ":")
+	network, req, rep := "ip4:icmp", byte(8), byte(0)
+	if v6 {
+		network, req, rep = "ip6:ipv6-icmp", 128, 129 // the kernel checksums ICMPv6
+	}
+	var err error
+	l.client.Do(func() {
+		var c net.PacketConn
+		if c, err = net.ListenPacket(network, src); err != nil {
+			return
+		}
+		defer c.Close()
+		msg := []byte{req, 0, 0, 0, 0x68, 0x66, 0, 1, 'h', 'i'}
+		if !v6 {
+			sum := icmpChecksum(msg)
+			msg[2], msg[3] = byte(sum>>8), byte(sum)
+		}
+		if _, err = c.WriteTo(msg, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(blockedTimeout))
+		buf := make([]byte, 1500)
+		for {
+			var n int
+			var from net.Addr
+			if n, from, err = c.ReadFrom(buf); err != nil {
+				return
+			}
+			if n >= 8 && buf[0] == rep && from.String() == dst {
+				return
+			}
+		}
+	})
+	return outcome(err)
+}
+
+func icmpChecksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
 }
