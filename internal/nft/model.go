@@ -20,6 +20,9 @@ import (
 type Ruleset struct {
 	Table  string
 	Family nftables.TableFamily
+	// Flags are the table's flags as read back (harden creates tables without any); a
+	// "dormant" table is in the kernel but filters nothing, so it must show in a plan.
+	Flags  uint32
 	Sets   []*Set
 	Chains []*Chain
 }

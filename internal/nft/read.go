@@ -2,6 +2,7 @@ package nft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -25,7 +26,10 @@ func Read(c *Conn, name string, family nftables.TableFamily) (*Ruleset, error) {
 	if t == nil {
 		return nil, nil
 	}
-	rs := &Ruleset{Table: name, Family: family}
+	// google/nftables v0.3.0 decodes NFTA_TABLE_FLAGS in host order; netlink sends it
+	// big-endian (a dormant table reads as 0x1000000 here).
+	flags := binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Flags))
+	rs := &Ruleset{Table: name, Family: family, Flags: flags}
 	if err := readSets(c, t, rs); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,9 @@ func Render(rs *Ruleset) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "table %s %s {\n", familyName(rs.Family), rs.Table)
+	if rs.Flags != 0 {
+		fmt.Fprintf(&b, "\tflags %s\n", tableFlags(rs.Flags))
+	}
 	sets := append([]*Set(nil), rs.Sets...)
 	sort.Slice(sets, func(i, j int) bool { return sets[i].Name < sets[j].Name })
 	for _, s := range sets {
@@ -314,6 +317,13 @@ func familyName(f nftables.TableFamily) string {
 		return "netdev"
 	}
 	return fmt.Sprintf("family%d", f)
+}
+
+func tableFlags(f uint32) string {
+	if f == unix.NFT_TABLE_F_DORMANT {
+		return "dormant"
+	}
+	return fmt.Sprintf("0x%x", f)
 }
 
 func hookName(h nftables.ChainHook) string {

@@ -181,6 +181,15 @@ func TestHandEditAndDeletionAreRepaired(t *testing.T) {
 	enginetest.Converges(t, env, step)
 	assert.Equal(t, good, readTable(t, ns))
 
+	// A dormant table is in the kernel but filters nothing.
+	ns.Run("nft", "add table inet harden { flags dormant; }")
+	plan, err = step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	require.Len(t, plan.Changes, 1)
+	assert.Contains(t, plan.Changes[0].Diff, "- \tflags dormant")
+	enginetest.Converges(t, env, step)
+	assert.Equal(t, good, readTable(t, ns))
+
 	// The table is deleted: plan create, apply restores it.
 	ns.Run("nft", "delete table inet harden")
 	plan, err = step.Plan(context.Background(), env)
