@@ -5,6 +5,7 @@ import (
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/steps/accounts"
 	"github.com/harden-dev/harden/steps/clamav"
+	"github.com/harden-dev/harden/steps/firewall"
 	"github.com/harden-dev/harden/steps/kernel"
 	osstep "github.com/harden-dev/harden/steps/os"
 	"github.com/harden-dev/harden/steps/packages"
@@ -26,6 +27,7 @@ func buildSteps(o stepOptions) []engine.Step {
 	sd := systemd.Shared(systemd.Options{})
 	return []engine.Step{
 		osstep.New(),
+		firewall.New(firewall.Options{NetNS: o.netns}),
 		kernel.New(kernel.Options{}),
 		sshd.New(sshd.Options{Systemd: sd}),
 		accounts.New(),
