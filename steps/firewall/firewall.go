@@ -75,7 +75,12 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		After:  describe(want, ""),
 		Diff:   diff(haveText, wantText),
 		Reason: "firewall",
-		Do:     func(ctx context.Context) error { return s.replace(want) },
+		Do: func(ctx context.Context) error {
+			if err := refuseHostNetNS(env.Getenv, s.opts.NetNS); err != nil {
+				return err
+			}
+			return s.replace(want)
+		},
 	})
 	return p, nil
 }
