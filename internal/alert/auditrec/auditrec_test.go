@@ -53,11 +53,11 @@ func TestQuotedHexLookingValueIsLiteral(t *testing.T) {
 
 func TestParseErrorsNameTheProblem(t *testing.T) {
 	for in, want := range map[string]string{
-		`type=USER_AUTH audit(1.0:1): x=1`:          "no msg=",
-		`type=NOPE msg=audit(1.000:1): x=1`:         `unknown record type "NOPE"`,
-		`type=USER_AUTH msg=audit(1.000): x=1`:      `bad stamp "1.000"`,
-		`type=USER_AUTH msg=audit(1.000:1 x=1`:      "unterminated",
-		`msg=audit(1.000:1): x=1`:                   "no type=",
+		`type=USER_AUTH audit(1.0:1): x=1`:         "no msg=",
+		`type=NOPE msg=audit(1.000:1): x=1`:        `unknown record type "NOPE"`,
+		`type=USER_AUTH msg=audit(1.000): x=1`:     `bad stamp "1.000"`,
+		`type=USER_AUTH msg=audit(1.000:1 x=1`:     "unterminated",
+		`msg=audit(1.000:1): x=1`:                  "no type=",
 		`type=USER_AUTH msg=audit(x.000:1): pid=1`: `bad stamp "x.000:1"`,
 	} {
 		_, err := ParseLogLine(in)
