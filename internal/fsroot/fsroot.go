@@ -144,6 +144,20 @@ func (r Root) WriteFile(name string, data []byte, perm fs.FileMode) (bool, error
 	return true, writeAtomic(host, data, perm, uid, gid)
 }
 
+// WriteState writes harden's own state (reports, metrics, records of what it did) atomically
+// and without a backup: these files are replaced every run, and backing them up would only
+// fill the backup directory.
+func (r Root) WriteState(name string, data []byte, perm fs.FileMode) error {
+	if err := r.check(name); err != nil {
+		return err
+	}
+	host := r.Path(name)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(host, data, perm, -1, -1)
+}
+
 func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error {
 	dir := filepath.Dir(host)
 	tmp, err := os.CreateTemp(dir, ".harden-tmp-*")

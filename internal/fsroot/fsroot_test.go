@@ -1,6 +1,7 @@
 package fsroot
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,4 +62,15 @@ func TestRemoveBacksUp(t *testing.T) {
 	removed, err = r.Remove("/etc/audit/rules.d/old.rules")
 	require.NoError(t, err)
 	assert.False(t, removed)
+}
+
+func TestWriteStateMakesNoBackup(t *testing.T) {
+	r := New(t.TempDir()).WithBackupDir("/backup")
+	require.NoError(t, r.WriteState("/var/lib/harden/last-run.json", []byte("1"), 0o644))
+	require.NoError(t, r.WriteState("/var/lib/harden/last-run.json", []byte("2"), 0o644))
+	got, err := r.ReadFile("/var/lib/harden/last-run.json")
+	require.NoError(t, err)
+	require.Equal(t, "2", string(got))
+	_, err = r.Stat("/backup")
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }

@@ -26,8 +26,8 @@ import (
 // Now is the fixed clock of test environments.
 var Now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
-// Env returns an Env over a fresh temporary root (backups in a separate temp dir, so they do
-// not show up in tree digests), a fixed clock, an environment from vars, and real exec.
+// Env returns an Env over a fresh temporary root (backups under its
+// /var/lib/harden/backup/test), a fixed clock, an environment from vars, and real exec.
 // p nil means the embedded default policy.
 func Env(t testing.TB, p *policy.Policy, vars map[string]string) *engine.Env {
 	t.Helper()
@@ -38,7 +38,7 @@ func Env(t testing.TB, p *policy.Policy, vars map[string]string) *engine.Env {
 	logger.SetOutput(testWriter{t})
 	return &engine.Env{
 		Policy:   p,
-		Root:     fsroot.New(t.TempDir()).WithBackupDir(t.TempDir()),
+		Root:     fsroot.New(t.TempDir()).WithBackupDir("/var/lib/harden/backup/test"),
 		Now:      func() time.Time { return Now },
 		Getenv:   func(k string) string { return vars[k] },
 		Exec:     command.Exec{},
