@@ -161,7 +161,7 @@ func (r *Rules) privEscEvent(ev *auditrec.Event, key string) *Alert {
 // -p wa, so this only filters rules added by hand with wider permissions.
 func (r *Rules) criticalFileEvent(ev *auditrec.Event, key string) *Alert {
 	sc := ev.First(auditrec.TypeSyscall)
-	if sc != nil && readOnlyOpen(sc) {
+	if sc != nil && (readOnlyOpen(sc) || isExec(sc)) {
 		return nil
 	}
 	attrs := syscallAttrs(ev, key)
@@ -252,6 +252,19 @@ func readOnlyOpen(sc *auditrec.Record) bool {
 	}
 	const wr = 0x1 | 0x2 | 0x40 | 0x200 // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
 	return flags&wr == 0
+}
+
+// isExec: execve/execveat, logged under a critical-file key by perm=x rules (the audit
+// tools): running a program is not a modification of it.
+func isExec(sc *auditrec.Record) bool {
+	nr := sc.Get("syscall")
+	switch sc.Get("arch") {
+	case "c000003e":
+		return nr == "59" || nr == "322"
+	case "c00000b7":
+		return nr == "221" || nr == "281"
+	}
+	return false
 }
 
 // fromEvent builds an alert whose dedupe key is derived from the event, so that a redelivery

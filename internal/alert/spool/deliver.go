@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"sync"
@@ -214,4 +215,29 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// DeliverNow makes one attempt per sink, all at once, within ctx, and records what was
+// delivered. It is for `harden alert virus` when no watch is running: the alert is already
+// spooled, so whatever fails here is delivered by the next watch.
+func DeliverNow(ctx context.Context, sp *Spool, sinks []Sink, id string) error {
+	a, err := sp.Load(id)
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(sinks))
+	var wg sync.WaitGroup
+	for i, s := range sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = s.Send(ctx, a); errs[i] == nil {
+				errs[i] = sp.MarkDelivered(id, s.Name())
+			} else {
+				errs[i] = fmt.Errorf("%s: %w", s.Name(), errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

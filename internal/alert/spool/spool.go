@@ -63,6 +63,11 @@ func Open(o Options) (*Spool, error) {
 		o.Now = time.Now
 	}
 	s := &Spool{dir: o.Dir, max: o.MaxAlerts, sinks: o.Sinks, now: o.Now, known: map[string]bool{}}
+	// The spool itself is traversable but not listable, so the inbox below it can be
+	// reached by its group (clamav); everything else inside is root's alone.
+	if err := os.MkdirAll(o.Dir, 0o711); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
 	for _, d := range []string{"alerts", "tmp", "delivered"} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
@@ -348,8 +353,13 @@ func (s *Spool) cleanTmp() error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
+	// Only left-overs: another process (harden alert virus next to a starting watch) may be
+	// writing one right now, and a write takes milliseconds.
+	cut := s.now().Add(-time.Minute)
 	for _, e := range ents {
-		os.Remove(filepath.Join(s.dir, "tmp", e.Name()))
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cut) {
+			os.Remove(filepath.Join(s.dir, "tmp", e.Name()))
+		}
 	}
 	return nil
 }

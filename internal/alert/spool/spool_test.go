@@ -39,7 +39,11 @@ func TestPutIsDurableOrderedAndSurvivesReopen(t *testing.T) {
 	}
 	assert.Equal(t, ids, s.IDs())
 	// A half-written file from a crash is cleaned, not loaded.
+	old := time.Now().Add(-2 * time.Minute)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tmp", "x.json.123"), []byte("{"), 0o600))
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "tmp", "x.json.123"), old, old))
+	// One being written right now by another process is left alone.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tmp", "y.json.456"), []byte("{"), 0o600))
 
 	s2 := open(t, dir, 100, "a", "b")
 	assert.Equal(t, ids, s2.IDs())
@@ -47,7 +51,8 @@ func TestPutIsDurableOrderedAndSurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "test:"+ids[0], got.DedupeKey)
 	ents, _ := os.ReadDir(filepath.Join(dir, "tmp"))
-	assert.Empty(t, ents)
+	require.Len(t, ents, 1)
+	assert.Equal(t, "y.json.456", ents[0].Name())
 }
 
 func TestAlertLeavesWhenEverySinkDelivered(t *testing.T) {
