@@ -51,7 +51,7 @@ type Options struct {
 // Stats count what the loop saw.
 type Stats struct {
 	Records, Malformed, Events, Alerts, Overruns, KernelLost uint64
-	SpoolErrors                                             uint64
+	SpoolErrors                                              uint64
 }
 
 type item struct {

@@ -67,8 +67,12 @@ type fakeLost struct {
 	n  uint32
 }
 
-func (f *fakeLost) Lost(context.Context) (uint32, error) { f.mu.Lock(); defer f.mu.Unlock(); return f.n, nil }
-func (f *fakeLost) add(d uint32)                         { f.mu.Lock(); f.n += d; f.mu.Unlock() }
+func (f *fakeLost) Lost(context.Context) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n, nil
+}
+func (f *fakeLost) add(d uint32) { f.mu.Lock(); f.n += d; f.mu.Unlock() }
 
 func openSpool(t *testing.T) *spool.Spool {
 	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), MaxAlerts: 100, Sinks: []string{"journal"}})
