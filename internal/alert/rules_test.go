@@ -242,3 +242,16 @@ func TestLoadContext(t *testing.T) {
 	assert.Equal(t, Context{Host: host, App: "app", Machine: "m1", Region: "ams", Image: "2026-11-20T08:00:00Z"}, c)
 	assert.Equal(t, "", LoadContext(t.TempDir(), func(string) string { return "" }).Image)
 }
+
+// TestRecordsCapturedFromTheKernel: records the host kernel multicast in
+// TestWatchOnHostKernel (HARDEN_CAPTURE), including the kernel's own formatting of user
+// messages (no subj= without an LSM) and an event-listener record of an unknown type.
+func TestRecordsCapturedFromTheKernel(t *testing.T) {
+	alerts := replay(t, newRules(1, time.Minute), loadRecords(t, "kernel-captured.log"))
+	require.Len(t, alerts, 2)
+	assert.Equal(t, KindSSHFailures, alerts[0].Kind)
+	assert.Equal(t, "2", alerts[0].Attrs["count"], "two sender pids: two connections")
+	assert.Equal(t, KindCriticalFile, alerts[1].Kind)
+	assert.Equal(t, "/tmp/TestWatchOnHostKernel2617528045/001/shadow", alerts[1].Attrs["path"])
+	assert.Equal(t, "4294967295", alerts[1].Attrs["auid"])
+}

@@ -55,6 +55,28 @@ var typeNames = map[string]uint16{
 	"ANOM_LOGIN_LOCATION": 2104,
 }
 
+// TypeName returns audit.log's name of a type ("USER_AUTH"), or "UNKNOWN[1234]".
+func TypeName(t uint16) string {
+	if n, ok := typeByNumber[t]; ok {
+		return n
+	}
+	return "UNKNOWN[" + strconv.Itoa(int(t)) + "]"
+}
+
+var typeByNumber = func() map[uint16]string {
+	m := make(map[uint16]string, len(typeNames))
+	for n, t := range typeNames {
+		m[t] = n
+	}
+	return m
+}()
+
+// LogLine formats a record as auditd writes it to audit.log (without enrichment), the form
+// ParseLogLine reads: `harden watch --record FILE` captures fixtures with it.
+func (r *Record) LogLine() string {
+	return "type=" + TypeName(r.Type) + " msg=audit(" + r.Stamp.String() + "): " + r.Body
+}
+
 // TypeByName returns the number of an audit.log type name ("USER_AUTH"), or of "UNKNOWN[1234]".
 func TypeByName(name string) (uint16, bool) {
 	if t, ok := typeNames[name]; ok {

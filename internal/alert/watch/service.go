@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -38,6 +39,8 @@ type Config struct {
 	Lost   LostCounter
 	// PollInterval for the spool and the inbox (2s).
 	PollInterval time.Duration
+	// Record gets every record as an audit.log line (harden watch --record FILE).
+	Record io.Writer
 }
 
 func (c *Config) defaults() {
@@ -112,7 +115,7 @@ func Watch(ctx context.Context, c Config) error {
 		}
 	}
 	rules := alert.NewRules(alert.RulesConfig{SSHThreshold: a.SSHFailures.Threshold, SSHWindow: a.SSHFailures.Window.D()}, time.Now)
-	stats, err := Run(ctx, Options{Source: src, Lost: lost, Rules: rules, Spool: sp, Context: machine, Log: c.Log})
+	stats, err := Run(ctx, Options{Source: src, Lost: lost, Rules: rules, Spool: sp, Context: machine, Log: c.Log, Record: c.Record})
 	c.Log("watch: stopped after %d records, %d events, %d alerts, %d overruns, %d lost by the kernel",
 		stats.Records, stats.Events, stats.Alerts, stats.Overruns, stats.KernelLost)
 	cancel()

@@ -46,6 +46,8 @@ type Options struct {
 	Tick, LostEvery, LostAlertEvery time.Duration
 	// Log reports errors that do not stop the watch (nil: dropped).
 	Log func(format string, args ...any)
+	// Record, when set, gets every record as an audit.log line (fixture capture).
+	Record io.Writer
 }
 
 // Stats count what the loop saw.
@@ -150,6 +152,9 @@ func (w *loop) handle(it item) error {
 	case it.err == nil:
 		w.stats.Records++
 		r := it.rec
+		if w.o.Record != nil {
+			_, _ = io.WriteString(w.o.Record, r.LogLine()+"\n")
+		}
 		w.asm.Push(&r, w.o.Now())
 	case errors.Is(it.err, ErrOverrun):
 		w.stats.Overruns++
