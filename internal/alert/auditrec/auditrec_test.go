@@ -122,3 +122,21 @@ func TestAssemblerBoundsPending(t *testing.T) {
 	a.Flush()
 	assert.Len(t, got, 3)
 }
+
+func TestKeysFastPathAgreesWithFullParse(t *testing.T) {
+	for _, body := range []string{
+		`arch=c000003e syscall=257 comm="vi" key="identity"`,
+		`arch=c000003e syscall=59 key=707269765F65736301657865635F7375`,
+		`arch=c000003e syscall=59 key=(null)`,
+		`arch=c000003e syscall=59 comm="x"`,
+		`key="first" arch=1`,
+		`arch=c000003e key="identity"` + "\x1dARCH=x86_64 KEY=\"x\"",
+	} {
+		fast, err := Parse(TypeSyscall, "audit(1.000:1): "+body)
+		require.NoError(t, err)
+		full := fast
+		full.split()
+		assert.Equal(t, full.Keys(), fast.Keys(), body)
+		assert.False(t, fast.parsed, "the fast path did not split")
+	}
+}

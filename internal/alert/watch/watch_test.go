@@ -74,7 +74,7 @@ func (f *fakeLost) Lost(context.Context) (uint32, error) {
 }
 func (f *fakeLost) add(d uint32) { f.mu.Lock(); f.n += d; f.mu.Unlock() }
 
-func openSpool(t *testing.T) *spool.Spool {
+func openSpool(t testing.TB) *spool.Spool {
 	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), MaxAlerts: 100, Sinks: []string{"journal"}})
 	require.NoError(t, err)
 	return sp
