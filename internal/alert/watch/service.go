@@ -210,7 +210,7 @@ func Running(path string) bool {
 	return false
 }
 
-// VirusResult says what `harden alert virus` did.
+// VirusResult says what Raise (harden alert virus) did.
 type VirusResult struct {
 	Alert     *alert.Alert
 	Spooled   string // "spool" or "inbox"
@@ -237,6 +237,14 @@ func Virus(ctx context.Context, c Config) (*VirusResult, error) {
 	a := alert.New(alert.KindVirus, alert.Critical, now, now, fmt.Sprintf("ClamAV found %s in %s", clip(name), clip(file)),
 		map[string]string{"virus": clip(name), "file": clip(file)})
 	a.DedupeKey = "virus:" + a.ID
+	return Raise(ctx, c, a)
+}
+
+// Raise spools an alert raised outside the watch (a virus detection, the daily drift
+// audit) and, when no watch is running, delivers it directly (one attempt per sink, within
+// DirectTimeout). The machine context is filled in here.
+func Raise(ctx context.Context, c Config, a *alert.Alert) (*VirusResult, error) {
+	c.defaults()
 	a.Context = alert.LoadContext(c.Root, c.Getenv)
 	res := &VirusResult{Alert: a}
 
@@ -249,14 +257,14 @@ func Virus(ctx context.Context, c Config) (*VirusResult, error) {
 	if err == nil {
 		err = sp.Put(a)
 		res.Spooled = "spool"
-	} else if errors.Is(err, os.ErrPermission) {
-		// Not root (clamd's user): the inbox is ours.
+	} else if errors.Is(err, os.ErrPermission) && a.Kind == alert.KindVirus {
+		// Not root (clamd's user): the inbox is ours, for virus alerts only.
 		sp = nil
 		err = spool.WriteInbox(p.Spool.Dir, a)
 		res.Spooled = "inbox"
 	}
 	if err != nil {
-		return nil, fmt.Errorf("spooling the virus alert: %w", err)
+		return nil, fmt.Errorf("spooling the %s alert: %w", a.Kind, err)
 	}
 	if Running(c.LockPath) {
 		return res, nil

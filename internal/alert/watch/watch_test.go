@@ -221,3 +221,16 @@ func TestVirusNeedsTheVariables(t *testing.T) {
 }
 
 var _ spool.Sink = sink.Journal{}
+
+func TestRaiseDriftFromTheDailyAudit(t *testing.T) {
+	c, mem := testConfig(t)
+	now := time.Now()
+	a := alert.New(alert.KindDrift, alert.Warning, now, now, "3 changes pending", map[string]string{"changes": "3"})
+	res, err := Raise(context.Background(), c, a)
+	require.NoError(t, err)
+	require.NoError(t, res.DirectErr)
+	got := mem.ByID(changelog.MsgAlertDrift)
+	require.Len(t, got, 1)
+	assert.Equal(t, "3", got[0].Fields["HARDEN_ALERT_CHANGES"])
+	assert.Equal(t, "ams", got[0].Fields["HARDEN_ALERT_REGION"])
+}
