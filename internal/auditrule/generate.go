@@ -1,0 +1,3 @@
+package auditrule
+
+//go:generate go run ./internal/gentables -out .
