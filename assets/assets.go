@@ -2,7 +2,7 @@
 // (added by the steps that own them) the audit baseline, systemd units and ClamAV settings.
 package assets
 
-import _ "embed"
+import "embed"
 
 // Policy is the embedded default policy: a private VM reachable over SSH from the private
 // network only. It is also the fail-closed firewall when the machine's policy cannot be loaded.
@@ -15,3 +15,8 @@ var Policy []byte
 //
 //go:embed audit/baseline.rules
 var AuditBaseline []byte
+
+// Units are the systemd units `harden install` writes (under units/).
+//
+//go:embed units
+var Units embed.FS

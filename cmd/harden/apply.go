@@ -105,6 +105,11 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 			fmt.Fprintf(stderr, "harden: %v\n", err)
 		}
 	}
+	// The drift timer alerts on a broken policy too (through the default's sinks): a machine
+	// that would fail closed at its next boot is off policy.
+	if f.dryRun && f.record {
+		raiseDrift(ctx, pol, f.root, rep, stderr)
+	}
 	return rep, nil
 }
 

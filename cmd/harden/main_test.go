@@ -172,3 +172,34 @@ func TestApplyRejectsUnknownStep(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, `unknown step "nosuch"`)
 }
+
+func TestRecordedDryRunRaisesADriftAlert(t *testing.T) {
+	requireRoot(t)
+	root := machine(t)
+	spoolDir := t.TempDir()
+	policyFile := func(extra string) string {
+		p := filepath.Join(t.TempDir(), "policy.yaml")
+		write(t, p, "version: 1\nalerts:\n  spool: {dir: "+spoolDir+", max_alerts: 100}\n"+extra, 0o600)
+		require.NoError(t, os.Chmod(filepath.Dir(p), 0o755))
+		return p
+	}
+	const driftID = "8da6ef1676d0474699aa25edf036a32d"
+
+	// On policy (only a missing image stamp, a warning): no alert.
+	code, _, errs := harden(t, "apply", "--dry-run", "--record", "--root", root, "--only", "os", "--policy", policyFile(""))
+	require.Equal(t, 0, code, errs)
+	assert.NotContains(t, errs, driftID)
+
+	// Off policy (the machine is Ubuntu, the policy wants Debian): the drift alert, through
+	// the journal sink (JSON lines on stderr without journald).
+	code, _, errs = harden(t, "apply", "--dry-run", "--record", "--root", root, "--only", "os",
+		"--policy", policyFile("os: {id: debian, min_version: \"12\"}\n"))
+	require.Equal(t, 1, code, errs)
+	assert.Contains(t, errs, driftID)
+	assert.Contains(t, errs, "drift: 0 change(s) pending, status failed, steps: os")
+
+	// A hand-run dry-run (no --record) never alerts.
+	_, _, errs = harden(t, "apply", "--dry-run", "--root", root, "--only", "os",
+		"--policy", policyFile("os: {id: debian, min_version: \"12\"}\n"))
+	assert.NotContains(t, errs, driftID)
+}

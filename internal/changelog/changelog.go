@@ -24,6 +24,16 @@ const (
 	MsgStepFailed = "e13f5a7c92d04b68a1c3e5f7092b4d6e" // a step failed
 	MsgFailClosed = "5b9d1f3e7a2c4e6081b3d5f7a9c1e3f5" // the policy did not load: default firewall applied
 	MsgAlert      = "a9e4c7b2d1f04e3a8b6c5d2e1f0a9b8c" // an alert raised by harden watch / harden alert
+
+	// One MESSAGE_ID per alert kind (internal/alert.Kind), so `journalctl MESSAGE_ID=...`
+	// selects one kind of alert. MsgAlert stays for alerts of a kind without its own id.
+	MsgAlertSSHFailures  = "7d48114a193f45e8a4c1b874d5988b50" // failed SSH authentications above the threshold
+	MsgAlertPrivEsc      = "8f46cd90c230476bba11f905d1570ae0" // privilege escalation (attempt)
+	MsgAlertCriticalFile = "5db8c9caa3834972a8c350bf800e4746" // a critical file was modified
+	MsgAlertAuditLost    = "cfd230341554418082a6ec33d4741592" // audit records were lost
+	MsgAlertVirus        = "a85bfee7f2114a0d990ee0da66c89ae3" // ClamAV detection
+	MsgAlertSpoolDropped = "25aa2e68281a4e179fba45411758a524" // the alert spool was full and dropped alerts
+	MsgAlertDrift        = "8da6ef1676d0474699aa25edf036a32d" // the daily dry-run found drift from the policy
 )
 
 // Priorities, as syslog levels.

@@ -1,0 +1,218 @@
+package firewall
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/harden-dev/harden/internal/nft"
+	"github.com/harden-dev/harden/internal/policy"
+)
+
+// TableName and Family name the one table this step owns. It never touches any other.
+const (
+	TableName = "harden"
+	Family    = nftables.TableFamilyINet
+)
+
+// DropLogPrefix starts every kernel log line of a dropped packet (README: firewall).
+const DropLogPrefix = "harden-drop: "
+
+// digestPrefix marks the digest comment on the input chain's first rule.
+const digestPrefix = "harden ruleset sha256:"
+
+// ICMP types always accepted: errors that path MTU discovery and good failure reporting
+// need. ICMPv6 also needs neighbour and router discovery (133-136), which conntrack does
+// not track: without them IPv6 stops working even on allowed ports. Redirects (137) stay out.
+var (
+	icmpErrors = []byte{3, 11, 12}                      // unreachable, time exceeded, parameter problem
+	icmp6Ok    = []byte{1, 2, 3, 4, 133, 134, 135, 136} // errors, RS, RA, NS, NA
+)
+
+const (
+	icmpEchoRequest  = 8
+	icmp6EchoRequest = 128
+	// Drop logging: at most logRate lines per second after a burst, so a scan cannot fill
+	// the journal.
+	logRate  = 5
+	logBurst = 10
+)
+
+// Build turns the firewall policy into the table it wants. getenv reads FLY_PRIVATE_IP for
+// `private_networks: [auto]`. The returned warning (may be "") says when auto had to fall
+// back to the whole 6PN range.
+func Build(f policy.Firewall, getenv func(string) string) (*nft.Ruleset, string, error) {
+	private, warning, err := PrivateNetworks(f.PrivateNetworks, getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	b := &builder{rs: &nft.Ruleset{Table: TableName, Family: Family}}
+	b.addPrivateSets(private)
+	b.pointSet("icmp_ok", nftables.TypeICMPType, icmpErrors)
+	b.pointSet("icmpv6_ok", nftables.TypeICMP6Type, icmp6Ok)
+
+	b.rule("", nft.CtState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), nft.Accept())
+	b.rule("", nft.CtState(expr.CtStateBitINVALID), nft.Counter(), nft.Drop())
+	b.rule("", nft.IifName("lo"), nft.Accept())
+	b.rule("", nft.L4Proto(unix.IPPROTO_ICMPV6), nft.ICMPTypeIn("icmpv6_ok"), nft.Accept())
+	b.rule("", nft.L4Proto(unix.IPPROTO_ICMP), nft.ICMPTypeIn("icmp_ok"), nft.Accept())
+	b.ping(f.Ping)
+	if err := b.allow(f); err != nil {
+		return nil, "", err
+	}
+	if f.LogDrops {
+		b.rule("", nft.LimitPerSecond(logRate, logBurst), nft.LogPrefix(DropLogPrefix))
+	}
+	b.rule("default deny", nft.Counter(), nft.Drop())
+
+	b.rs.Chains = []*nft.Chain{
+		b.input,
+		{Name: "forward", Type: nftables.ChainTypeFilter, Hook: nftables.ChainHookForward,
+			Priority: nftables.ChainPriorityFilter, Policy: nftables.ChainPolicyDrop},
+		{Name: "output", Type: nftables.ChainTypeFilter, Hook: nftables.ChainHookOutput,
+			Priority: nftables.ChainPriorityFilter, Policy: nftables.ChainPolicyAccept},
+	}
+	stampDigest(b.rs)
+	return b.rs, warning, nil
+}
+
+// PrivateNetworks resolves `private_networks`: "auto" is the /48 of FLY_PRIVATE_IP (the
+// organisation's 6PN network), or all of fdaa::/16 when FLY_PRIVATE_IP is unset or unusable.
+func PrivateNetworks(entries []string, getenv func(string) string) ([]netip.Prefix, string, error) {
+	var out []netip.Prefix
+	warning := ""
+	for i, e := range entries {
+		if e != "auto" {
+			p, err := policy.ParseCIDR(e)
+			if err != nil {
+				return nil, "", fmt.Errorf("firewall.private_networks[%d]: %w", i, err)
+			}
+			out = append(out, p)
+			continue
+		}
+		ip := strings.TrimSpace(getenv("FLY_PRIVATE_IP"))
+		a, err := netip.ParseAddr(ip)
+		switch {
+		case ip == "":
+			out = append(out, policy.FlyPrivateNetwork)
+		case err != nil || !a.Is6() || !policy.FlyPrivateNetwork.Contains(a):
+			warning = fmt.Sprintf("FLY_PRIVATE_IP=%q is not an address in %s; private_networks: auto uses all of %s",
+				ip, policy.FlyPrivateNetwork, policy.FlyPrivateNetwork)
+			out = append(out, policy.FlyPrivateNetwork)
+		default:
+			out = append(out, netip.PrefixFrom(a, 48).Masked())
+		}
+	}
+	return out, warning, nil
+}
+
+type builder struct {
+	rs       *nft.Ruleset
+	input    *nft.Chain
+	has4     bool // a private4 set exists
+	has6     bool // a private6 set exists
+	setNames map[string]bool
+}
+
+func (b *builder) rule(comment string, stmts ...[]expr.Any) {
+	if b.input == nil {
+		b.input = &nft.Chain{Name: "input", Type: nftables.ChainTypeFilter, Hook: nftables.ChainHookInput,
+			Priority: nftables.ChainPriorityFilter, Policy: nftables.ChainPolicyDrop}
+	}
+	b.input.Rules = append(b.input.Rules, &nft.Rule{Exprs: nft.Stmts(stmts...), Comment: comment})
+}
+
+func (b *builder) addSet(s *nft.Set) {
+	if b.setNames == nil {
+		b.setNames = map[string]bool{}
+	}
+	if b.setNames[s.Name] {
+		panic("firewall: duplicate set name " + s.Name) // builder bug, names are derived
+	}
+	b.setNames[s.Name] = true
+	b.rs.Sets = append(b.rs.Sets, s)
+}
+
+func (b *builder) pointSet(name string, t nftables.SetDatatype, keys []byte) {
+	s := &nft.Set{Name: name, KeyType: t}
+	for _, k := range keys {
+		s.Elements = append(s.Elements, nft.Range{From: []byte{k}, To: []byte{k}})
+	}
+	b.addSet(s)
+}
+
+// addrSets adds name4/name6 interval sets for the prefixes of each family that has any,
+// and reports which exist.
+func (b *builder) addrSets(name string, prefixes []netip.Prefix) (has4, has6 bool) {
+	v4, v6 := nft.NewRangeBuilder(4), nft.NewRangeBuilder(16)
+	for _, p := range prefixes {
+		if p.Addr().Is4() {
+			v4.AddPrefix(p)
+			has4 = true
+		} else {
+			v6.AddPrefix(p)
+			has6 = true
+		}
+	}
+	if has4 {
+		b.addSet(&nft.Set{Name: name + "4", KeyType: nftables.TypeIPAddr, Interval: true, Elements: v4.Ranges()})
+	}
+	if has6 {
+		b.addSet(&nft.Set{Name: name + "6", KeyType: nftables.TypeIP6Addr, Interval: true, Elements: v6.Ranges()})
+	}
+	return has4, has6
+}
+
+func (b *builder) addPrivateSets(private []netip.Prefix) {
+	b.has4, b.has6 = b.addrSets("private", private)
+}
+
+// ping accepts echo requests from nobody, the private networks, or anyone.
+func (b *builder) ping(who string) {
+	v4 := nft.Stmts(nft.L4Proto(unix.IPPROTO_ICMP), nft.ICMPType(icmpEchoRequest))
+	v6 := nft.Stmts(nft.L4Proto(unix.IPPROTO_ICMPV6), nft.ICMPType(icmp6EchoRequest))
+	switch who {
+	case "public":
+		b.rule("ping", v4, nft.Accept())
+		b.rule("ping", v6, nft.Accept())
+	case "private":
+		if b.has4 {
+			b.rule("ping", nft.NFProto(unix.NFPROTO_IPV4), nft.SaddrIn(false, "private4"), v4, nft.Accept())
+		}
+		if b.has6 {
+			b.rule("ping", nft.NFProto(unix.NFPROTO_IPV6), nft.SaddrIn(true, "private6"), v6, nft.Accept())
+		}
+	}
+}
+
+// stampDigest puts a digest of the whole wanted ruleset into the first input rule's
+// comment, so `nft list ruleset` shows which policy a table came from and a plan can tell
+// "policy changed" from "hand-edited".
+func stampDigest(rs *nft.Ruleset) {
+	first := rs.Chains[0].Rules[0]
+	first.Comment = ""
+	sum := sha256.Sum256([]byte(nft.Render(rs)))
+	first.Comment = digestPrefix + hex.EncodeToString(sum[:8])
+}
+
+// digestOf returns the digest a table carries, or "".
+func digestOf(rs *nft.Ruleset) string {
+	if rs == nil {
+		return ""
+	}
+	for _, c := range rs.Chains {
+		if c.Name == "input" && len(c.Rules) > 0 {
+			d, ok := strings.CutPrefix(c.Rules[0].Comment, digestPrefix)
+			if ok {
+				return d
+			}
+		}
+	}
+	return ""
+}

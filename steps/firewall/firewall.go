@@ -1,0 +1,189 @@
+// Package firewall is harden's firewall step: it owns exactly the nftables table
+// `inet harden` (default-deny input with the policy's justified allow rules) and replaces it
+// whole, in one netlink transaction, whenever the kernel's copy differs from the policy.
+package firewall
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/nft"
+	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/textdiff"
+)
+
+// Object is how plans and the change log name the table.
+const Object = "nft table inet harden"
+
+// Options are the handles only this step needs.
+type Options struct {
+	// NetNS is the network namespace to work in: "" for the current one, a name under
+	// /run/netns, or a path. Tests and `harden apply --netns` use it.
+	NetNS string
+}
+
+// Step is the firewall step. Its netlink connection is opened in Plan and in the change's
+// Do, never in New, so building the step list costs nothing.
+type Step struct {
+	opts Options
+	// last caches the ruleset built for one policy: the runner plans again right after
+	// Apply to verify, and building 10,000 entries twice is wasted work.
+	last struct {
+		policy  *policy.Policy
+		private string
+		rs      *nft.Ruleset
+		warning string
+	}
+}
+
+// New returns the firewall step.
+func New(o Options) *Step { return &Step{opts: o} }
+
+// Name is the step's name in --only and reports.
+func (s *Step) Name() string { return "firewall" }
+
+// Plan reads the kernel's table back and compares it, rendered as nft text, with the
+// table the policy wants. No difference, no change. Plan changes nothing.
+func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	want, warning, err := s.build(env)
+	if err != nil {
+		return nil, err
+	}
+	p := &engine.Plan{}
+	if warning != "" {
+		p.Find(&engine.Finding{ID: "firewall.private-ip-invalid", Severity: engine.Warning,
+			Object: "FLY_PRIVATE_IP", Message: warning, Reason: "firewall.private_networks"})
+	}
+	have, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	haveText, wantText := nft.Render(have), nft.Render(want)
+	if haveText == wantText {
+		return p, nil
+	}
+	action := engine.ActionUpdate
+	if have == nil {
+		action = engine.ActionCreate
+	}
+	p.Add(&engine.Change{
+		Object: Object,
+		Action: action,
+		Before: describe(have, digestOf(want)),
+		After:  describe(want, ""),
+		Diff:   diff(haveText, wantText),
+		Reason: "firewall",
+		Do: func(ctx context.Context) error {
+			if err := refuseHostNetNS(env.Getenv, s.opts.NetNS); err != nil {
+				return err
+			}
+			return s.replace(want)
+		},
+	})
+	return p, nil
+}
+
+// Apply makes the one planned change: the whole-table replace.
+func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}
+
+// build returns the wanted ruleset, reusing the last one for the same policy and
+// FLY_PRIVATE_IP (the only inputs of Build).
+func (s *Step) build(env *engine.Env) (*nft.Ruleset, string, error) {
+	private := env.Getenv("FLY_PRIVATE_IP")
+	if s.last.rs != nil && s.last.policy == env.Policy && s.last.private == private {
+		return s.last.rs, s.last.warning, nil
+	}
+	rs, warning, err := Build(env.Policy.Firewall, env.Getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	s.last.policy, s.last.private, s.last.rs, s.last.warning = env.Policy, private, rs, warning
+	return rs, warning, nil
+}
+
+func (s *Step) read() (*nft.Ruleset, error) {
+	c, err := nft.Open(s.opts.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return nft.Read(c, TableName, Family)
+}
+
+// replace opens a fresh connection for every attempt: google/nftables keeps a marshalling
+// error on its Conn forever.
+func (s *Step) replace(rs *nft.Ruleset) error {
+	c, err := nft.Open(s.opts.NetNS)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return nft.Replace(c, rs)
+}
+
+// describe summarises a table in one line; wantDigest marks a table that carries the
+// wanted digest but differs from it (someone edited it by hand).
+func describe(rs *nft.Ruleset, wantDigest string) string {
+	if rs == nil {
+		return "absent"
+	}
+	rules, elems := rs.Counts()
+	d := digestOf(rs)
+	s := fmt.Sprintf("%d rules, %d set elements", rules, elems)
+	switch {
+	case d == "":
+		s += ", not made by harden or hand-edited"
+	case d == wantDigest:
+		s += ", hand-edited (sha256:" + d + ")"
+	default:
+		s += " (sha256:" + d + ")"
+	}
+	return s
+}
+
+// maxLCSCells bounds the line-diff table (rows x columns). Beyond it (tables with
+// thousands of set elements) the plan lists removed and added lines without context, which
+// is linear and still readable.
+const maxLCSCells = 4_000_000
+
+func diff(have, want string) string {
+	a, b := strings.Count(have, "\n"), strings.Count(want, "\n")
+	if (a+1)*(b+1) <= maxLCSCells {
+		return textdiff.Lines(have, want)
+	}
+	return bagDiff(have, want)
+}
+
+// bagDiff prints lines only in have as "- " and lines only in want as "+ " (as multisets).
+func bagDiff(have, want string) string {
+	a, b := strings.Split(have, "\n"), strings.Split(want, "\n")
+	var out strings.Builder
+	for _, l := range onlyIn(a, b) {
+		out.WriteString("- " + l + "\n")
+	}
+	for _, l := range onlyIn(b, a) {
+		out.WriteString("+ " + l + "\n")
+	}
+	return out.String()
+}
+
+// onlyIn returns the lines of x not matched by a line of y, in x's order.
+func onlyIn(x, y []string) []string {
+	count := map[string]int{}
+	for _, l := range y {
+		count[l]++
+	}
+	var out []string
+	for _, l := range x {
+		if count[l] > 0 {
+			count[l]--
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
