@@ -32,8 +32,9 @@ vet:
 
 # HARDEN_REFUSE_HOST_NETNS=1: the firewall step refuses this machine's own namespace, so a
 # test that forgot its namespace fails instead of cutting the machine off.
+# HARDEN_REFUSE_AUDIT_LOCK=1: the audit step never locks this machine's audit rules (-e 2).
 unit:
-	HARDEN_REFUSE_HOST_NETNS=1 $(GO) test -count=1 ./...
+	HARDEN_REFUSE_HOST_NETNS=1 HARDEN_REFUSE_AUDIT_LOCK=1 $(GO) test -count=1 ./...
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -57,9 +57,20 @@ func New(client Client) *Step { return &Step{client: client, stat: os.Stat} }
 // Name implements engine.Step.
 func (*Step) Name() string { return "audit" }
 
-func (s *Step) conn() (Client, error) {
+// GuardEnv, when set to 1, opens the kernel client without the right to lock: enabled 2
+// and failure panic are then refused (auditnl.ErrRefused) and the step fails instead of
+// making the machine's audit rules unchangeable until reboot. `make test` and .ci/run set
+// it; machines harden protects never do.
+const GuardEnv = "HARDEN_REFUSE_AUDIT_LOCK"
+
+// dialOptions are the kernel client's options: locking allowed unless GuardEnv is set.
+func dialOptions(env *engine.Env) auditnl.Options {
+	return auditnl.Options{AllowLock: env.Getenv(GuardEnv) != "1"}
+}
+
+func (s *Step) conn(env *engine.Env) (Client, error) {
 	if s.client == nil {
-		c, err := auditnl.Dial(auditnl.Options{AllowLock: true})
+		c, err := auditnl.Dial(dialOptions(env))
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +96,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	if s.client == nil && env.Root.Dir() != "/" {
 		return s.offlinePlan(env, want, p)
 	}
-	have, err := s.readKernel(ctx)
+	have, err := s.readKernel(ctx, env)
 	if err != nil {
 		if unavailable(err) {
 			p.Find(&engine.Finding{ID: "audit.unavailable", Severity: engine.Critical, Object: "kernel audit",
@@ -200,8 +211,8 @@ func (s *Step) addRules(ctx context.Context, changes []*engine.Change) error {
 	return nil
 }
 
-func (s *Step) readKernel(ctx context.Context) (*kernelState, error) {
-	c, err := s.conn()
+func (s *Step) readKernel(ctx context.Context, env *engine.Env) (*kernelState, error) {
+	c, err := s.conn(env)
 	if err != nil {
 		return nil, err
 	}

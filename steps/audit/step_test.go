@@ -230,3 +230,12 @@ func TestOtherRootLeavesTheKernelAlone(t *testing.T) {
 	require.NotEmpty(t, p.Findings)
 	assert.Equal(t, "audit.kernel-skipped", p.Findings[len(p.Findings)-1].ID)
 }
+
+// With HARDEN_REFUSE_AUDIT_LOCK=1 (make test, CI) the kernel client may not lock; the
+// refusal itself is tested in auditnl without touching the kernel.
+func TestGuardEnvForbidsTheLock(t *testing.T) {
+	guarded := enginetest.Env(t, nil, map[string]string{GuardEnv: "1"})
+	assert.False(t, dialOptions(guarded).AllowLock)
+	free := enginetest.Env(t, nil, nil)
+	assert.True(t, dialOptions(free).AllowLock, "machines harden protects lock when the policy says so")
+}
