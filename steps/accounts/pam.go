@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/harden-dev/harden/internal/dpkg"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/policy"
 )
@@ -15,7 +16,7 @@ import (
 // Paths the step reads to judge whether password quality is enforced at all.
 const (
 	PAMPasswordFile = "/etc/pam.d/common-password"
-	DpkgStatusFile  = "/var/lib/dpkg/status"
+	DpkgStatusFile  = dpkg.StatusPath
 	pwqualityPkg    = "libpam-pwquality"
 )
 
@@ -24,7 +25,7 @@ const (
 // override the policy (arguments win over pwquality.conf). Editing PAM stacks is left to
 // pam-auth-update, which owns them on Debian and Ubuntu.
 func checkPwqualityInUse(env *engine.Env, p *engine.Plan, want policy.Pwquality) error {
-	installed, err := dpkgInstalled(env, pwqualityPkg)
+	installed, err := dpkg.IsInstalled(env.Root, pwqualityPkg)
 	if err != nil {
 		return err
 	}
@@ -118,36 +119,4 @@ func overridingArgs(args []string, w policy.Pwquality) []string {
 		}
 	}
 	return out
-}
-
-// dpkgInstalled reads dpkg's status file directly (no dpkg-query fork): a stanza for pkg
-// whose Status ends in "installed".
-func dpkgInstalled(env *engine.Env, pkg string) (bool, error) {
-	b, _, err := env.Root.ReadFileIfExists(DpkgStatusFile)
-	if err != nil {
-		return false, err
-	}
-	// Jump to each "Package: pkg" line and read its stanza up to the blank line ending it:
-	// the file is megabytes on a full system and only one stanza matters.
-	head := []byte("Package: " + pkg + "\n")
-	for i := 0; ; {
-		j := bytes.Index(b[i:], head)
-		if j < 0 {
-			return false, nil
-		}
-		at := i + j
-		i = at + len(head)
-		if at > 0 && b[at-1] != '\n' {
-			continue // "Package: foo" inside another field
-		}
-		stanza := b[i:]
-		if end := bytes.Index(stanza, []byte("\n\n")); end >= 0 {
-			stanza = stanza[:end]
-		}
-		for line := range bytes.Lines(stanza) {
-			if v, ok := bytes.CutPrefix(line, []byte("Status: ")); ok && bytes.HasSuffix(bytes.TrimSpace(v), []byte(" installed")) {
-				return true, nil
-			}
-		}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/harden-dev/harden/internal/dpkg"
 	"github.com/harden-dev/harden/internal/engine"
 )
 
@@ -53,7 +54,7 @@ func checkPattern(p string) error {
 }
 
 // approved reports whether a package matches a pattern by name or by name:arch.
-func approved(pkg Pkg, pats []string) bool {
+func approved(pkg dpkg.Pkg, pats []string) bool {
 	for _, pat := range pats {
 		if ok, _ := path.Match(pat, pkg.Name); ok {
 			return true
@@ -68,7 +69,7 @@ func approved(pkg Pkg, pats []string) bool {
 // audit reports installed packages not on the approved list as one finding with a count
 // and the names: one finding per package would bury the journal on a first audit. An empty
 // approved list means no audit. Packages being purged are the remove list's business.
-func audit(env *engine.Env, p *engine.Plan, installed []Pkg, purging map[string]bool) error {
+func audit(env *engine.Env, p *engine.Plan, installed []dpkg.Pkg, purging map[string]bool) error {
 	pats, err := approvedPatterns(env)
 	if err != nil || len(pats) == 0 {
 		return err

@@ -14,12 +14,13 @@ import (
 	"strings"
 
 	"github.com/harden-dev/harden/internal/command"
+	"github.com/harden-dev/harden/internal/dpkg"
 	"github.com/harden-dev/harden/internal/engine"
 )
 
 // Paths the step reads and writes.
 const (
-	StatusPath = "/var/lib/dpkg/status"
+	StatusPath = dpkg.StatusPath
 	// SnapshotPath holds the package set of the last run, for the update log.
 	SnapshotPath = "/var/lib/harden/packages.json"
 	// ImageStampPath is written by `harden stamp` at image build; the update log records it.
@@ -56,22 +57,8 @@ func New(opts Options) *Step {
 // Name implements engine.Step.
 func (*Step) Name() string { return "packages" }
 
-func readInstalled(env *engine.Env) ([]Pkg, bool, error) {
-	data, ok, err := env.Root.ReadFileIfExists(StatusPath)
-	if err != nil || !ok {
-		return nil, ok, err
-	}
-	all, err := ParseStatus(StatusPath, data)
-	if err != nil {
-		return nil, true, err
-	}
-	var present []Pkg
-	for _, p := range all {
-		if p.Present() {
-			present = append(present, p)
-		}
-	}
-	return present, true, nil
+func readInstalled(env *engine.Env) ([]dpkg.Pkg, bool, error) {
+	return dpkg.ReadInstalled(env.Root)
 }
 
 // Plan implements engine.Step. Changes come in the order Apply makes them: purges, then the
@@ -99,7 +86,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 
 // planPurges plans one purge change per installed package on the remove list (every
 // architecture of it).
-func planPurges(env *engine.Env, p *engine.Plan, installed []Pkg) map[string]bool {
+func planPurges(env *engine.Env, p *engine.Plan, installed []dpkg.Pkg) map[string]bool {
 	purging := map[string]bool{}
 	for i, name := range env.Policy.Packages.Remove {
 		for _, pkg := range installed {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/command"
+	"github.com/harden-dev/harden/internal/dpkg"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
@@ -89,85 +90,6 @@ func setVersion(t *testing.T, env *engine.Env, name, arch, version string) {
 	}
 	stanzas = append(stanzas, fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: %s\nVersion: %s\nDescription: new", name, arch, version))
 	require.NoError(t, os.WriteFile(env.Root.Path(StatusPath), []byte(strings.Join(stanzas, "\n\n")+"\n"), 0o644))
-}
-
-func TestParseStatusFixture(t *testing.T) {
-	pkgs, err := ParseStatus("status", []byte(fixture(t)))
-	require.NoError(t, err)
-	assert.Len(t, pkgs, 39)
-	byKey := map[string]Pkg{}
-	present := 0
-	for _, p := range pkgs {
-		byKey[p.Key()] = p
-		if p.Present() {
-			present++
-		}
-	}
-	assert.Equal(t, 38, present, "rsh-client has only conffiles left")
-	assert.Equal(t, "0.17+2.4-2", byKey["telnet:all"].Version)
-	assert.Contains(t, byKey, "libc6:amd64")
-	assert.Contains(t, byKey, "libc6:i386")
-	assert.False(t, byKey["rsh-client:amd64"].Present())
-}
-
-func TestParseStatusErrors(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"Package: a\nStatus: install ok installed\nthis is not a field\n", "status:3"},
-		{" leading continuation\n", "status:1"},
-		{"Package: a\nStatus: installed\n", `status:2: Status "installed"`},
-	} {
-		_, err := ParseStatus("status", []byte(tc.in))
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), tc.want)
-	}
-}
-
-// The machine's own status database, parsed by us and listed by dpkg-query, agree.
-func TestParseStatusAgreesWithDpkgQuery(t *testing.T) {
-	data, err := os.ReadFile(StatusPath)
-	if err != nil {
-		t.Skip("no dpkg status database on this machine")
-	}
-	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		t.Skip("no dpkg-query")
-	}
-	out, err := exec.Command("dpkg-query", "-W", "-f", "${Package}:${Architecture} ${Version} ${db:Status-Status}\n").Output()
-	require.NoError(t, err)
-	want := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[2] != "not-installed" && f[2] != "config-files" {
-			want[f[0]] = f[1]
-		}
-	}
-	pkgs, err := ParseStatus(StatusPath, data)
-	require.NoError(t, err)
-	got := map[string]string{}
-	for _, p := range pkgs {
-		if p.Present() {
-			got[p.Key()] = p.Version
-		}
-	}
-	assert.Equal(t, want, got)
-}
-
-func TestCompareVersions(t *testing.T) {
-	cases := [][2]string{
-		{"1.0~rc1", "1.0"}, {"1.0", "1.0-1"}, {"1.0-1", "1.0-1ubuntu1"}, {"2.0", "1:0.1"},
-		{"2.36-9+deb12u1", "2.36-9+deb12u13"}, {"1.2.3", "1.10"}, {"1.0a", "1.0+"}, {"0.17+2.4-2", "0.17+2.4-10"},
-		{"3.0.11-1~deb12u2", "3.0.11-1~deb12u3"}, {"1:2.9", "1:2.10~beta"}, {"7.4p1-1", "7.4p1-1.1"}, {"1.0~~", "1.0~"},
-	}
-	dpkg, err := exec.LookPath("dpkg")
-	for _, c := range cases {
-		assert.Equal(t, -1, CompareVersions(c[0], c[1]), "%s < %s", c[0], c[1])
-		assert.Equal(t, 1, CompareVersions(c[1], c[0]), "%s > %s", c[1], c[0])
-		assert.Equal(t, 0, CompareVersions(c[0], c[0]))
-		if err == nil { // dpkg itself agrees
-			assert.NoError(t, exec.Command(dpkg, "--compare-versions", c[0], "lt", c[1]).Run(), "%s lt %s", c[0], c[1])
-		}
-	}
-	assert.Equal(t, 0, CompareVersions("1.01", "1.1"))
-	assert.Equal(t, 0, CompareVersions("0:1.0", "1.0"))
 }
 
 func TestPurgeRemoveList(t *testing.T) {
@@ -273,7 +195,7 @@ func TestApprovedAudit(t *testing.T) {
 	require.Len(t, plan.Findings, 1)
 	f := plan.Findings[0]
 	assert.Equal(t, "packages.unapproved", f.ID)
-	pkgs, _ := ParseStatus("status", []byte(fixture(t)))
+	pkgs, _ := dpkg.ParseStatus("status", []byte(fixture(t)))
 	var want []string
 	for _, p := range pkgs {
 		if p.Present() && !regexp.MustCompile(`^(lib.*|clamav.*|openssh-server|bash|coreutils)$`).MatchString(p.Name) {
@@ -377,7 +299,7 @@ func BenchmarkParseStatus(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := ParseStatus(StatusPath, data); err != nil {
+		if _, err := dpkg.ParseStatus(StatusPath, data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/harden-dev/harden/internal/dpkg"
 	"github.com/harden-dev/harden/internal/engine"
 )
 
@@ -42,7 +43,7 @@ func imageStamp(env *engine.Env) string {
 	return line
 }
 
-func setOf(installed []Pkg) map[string]string {
+func setOf(installed []dpkg.Pkg) map[string]string {
 	m := make(map[string]string, len(installed))
 	for _, p := range installed {
 		m[p.Key()] = p.Version
@@ -50,7 +51,7 @@ func setOf(installed []Pkg) map[string]string {
 	return m
 }
 
-func saveSnapshot(env *engine.Env, installed []Pkg) error {
+func saveSnapshot(env *engine.Env, installed []dpkg.Pkg) error {
 	data, err := json.MarshalIndent(snapshot{Saved: env.Now().UTC(), Image: imageStamp(env), Packages: setOf(installed)}, "", " ")
 	if err != nil {
 		return err
@@ -68,7 +69,7 @@ func saveSnapshot(env *engine.Env, installed []Pkg) error {
 //
 // Packages being purged in this run are logged by their purge changes; the snapshot is then
 // saved after the purge, so they are not logged again as removed at the next run.
-func planUpdateLog(env *engine.Env, p *engine.Plan, installed []Pkg, purging map[string]bool) error {
+func planUpdateLog(env *engine.Env, p *engine.Plan, installed []dpkg.Pkg, purging map[string]bool) error {
 	prev, err := readSnapshot(env)
 	if err != nil {
 		return err
@@ -124,7 +125,7 @@ func diffSets(prev, cur map[string]string) []*engine.Change {
 			c.Action = ActionRemoved
 		case was == now:
 			continue
-		case CompareVersions(now, was) > 0:
+		case dpkg.CompareVersions(now, was) > 0:
 			c.Action = ActionUpgraded
 		default:
 			c.Action = ActionDowngraded
