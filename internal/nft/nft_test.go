@@ -176,4 +176,15 @@ func TestLargeSetsInOneTransaction(t *testing.T) {
 	_, wantN := want.Counts()
 	require.Equal(t, wantN, n, fmt.Sprintf("elements read back"))
 	require.Equal(t, nft.Render(want), nft.Render(got))
+
+	// A wrapped google/nftables Conn reads set elements through GetSetElements instead of
+	// Read's own dump: both must see the same table.
+	fd, err := unix.Open(nft.NetNSPath(ns.Name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	raw, err := nftables.New(nftables.WithNetNSFd(fd))
+	require.NoError(t, err)
+	viaLib, err := nft.Read(nft.Wrap(raw), "harden", nftables.TableFamilyINet)
+	require.NoError(t, err)
+	require.Equal(t, nft.Render(want), nft.Render(viaLib))
 }
