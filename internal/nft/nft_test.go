@@ -188,3 +188,41 @@ func TestLargeSetsInOneTransaction(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, nft.Render(want), nft.Render(viaLib))
 }
+
+// Equal is a shortcut for comparing rendered texts: whenever it says equal the texts are
+// equal, and each kind of difference (element, set flag, rule, chain policy, table flag)
+// makes it say no.
+func TestEqualAgreesWithRender(t *testing.T) {
+	assert.True(t, nft.Equal(nil, nil))
+	assert.False(t, nft.Equal(nil, sample(1)))
+	assert.False(t, nft.Equal(sample(1), nil))
+
+	base := sample(50)
+	same := sample(50)
+	same.Sets[0], same.Sets[1] = same.Sets[1], same.Sets[0] // Render sorts sets by name
+	require.True(t, nft.Equal(base, same))
+	require.Equal(t, nft.Render(base), nft.Render(same))
+
+	edits := map[string]func(rs *nft.Ruleset){
+		"element": func(rs *nft.Ruleset) { rs.Sets[0].Elements[3].To = []byte{100, 64, 0, 7} },
+		"missing element": func(rs *nft.Ruleset) {
+			rs.Sets[0].Elements = rs.Sets[0].Elements[1:]
+		},
+		"interval flag": func(rs *nft.Ruleset) { rs.Sets[2].Interval = false },
+		"key type":      func(rs *nft.Ruleset) { rs.Sets[3].KeyType = nftables.TypeICMP6Type },
+		"rule":          func(rs *nft.Ruleset) { rs.Chains[0].Rules[1].Comment = "by hand" },
+		"chain policy":  func(rs *nft.Ruleset) { rs.Chains[0].Policy = nftables.ChainPolicyAccept },
+		"table flag":    func(rs *nft.Ruleset) { rs.Flags = unix.NFT_TABLE_F_DORMANT },
+		"extra set": func(rs *nft.Ruleset) {
+			rs.Sets = append(rs.Sets, &nft.Set{Name: "zz", KeyType: nftables.TypeInetService})
+		},
+	}
+	for name, edit := range edits {
+		t.Run(name, func(t *testing.T) {
+			got := sample(50)
+			edit(got)
+			assert.False(t, nft.Equal(base, got))
+			assert.NotEqual(t, nft.Render(base), nft.Render(got))
+		})
+	}
+}

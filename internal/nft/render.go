@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -27,9 +26,7 @@ func Render(rs *Ruleset) string {
 	if rs.Flags != 0 {
 		fmt.Fprintf(&b, "\tflags %s\n", tableFlags(rs.Flags))
 	}
-	sets := append([]*Set(nil), rs.Sets...)
-	sort.Slice(sets, func(i, j int) bool { return sets[i].Name < sets[j].Name })
-	for _, s := range sets {
+	for _, s := range sortedSets(rs) {
 		renderSet(&b, s)
 	}
 	for _, c := range rs.Chains {
