@@ -71,6 +71,20 @@ func TestMergeRanges(t *testing.T) {
 	assert.Equal(t, []byte{0, 10}, got[1].From)
 	assert.Equal(t, []byte{0, 31}, got[1].To)
 	assert.Equal(t, []byte{0, 40}, got[2].From)
+
+	// Touching across a byte boundary joins; a gap of one does not; the top of the key
+	// space joins whatever overlaps it.
+	b = nft.NewRangeBuilder(2)
+	b.AddPorts(0x01ff, 0x01ff)
+	b.AddPorts(0x0200, 0x0200)
+	b.AddPorts(0x0202, 0x02ff)
+	b.AddPorts(0xff00, 0xffff)
+	b.AddPorts(0xfff0, 0xffff)
+	assert.Equal(t, []nft.Range{
+		{From: []byte{1, 0xff}, To: []byte{2, 0}},
+		{From: []byte{2, 2}, To: []byte{2, 0xff}},
+		{From: []byte{0xff, 0}, To: []byte{0xff, 0xff}},
+	}, b.Ranges())
 }
 
 func TestRenderIsReadable(t *testing.T) {
