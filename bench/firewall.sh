@@ -2,7 +2,8 @@
 # Times `harden apply --only firewall` against `nft -f` of the same ruleset, at 10, 1,000
 # and 10,000 allow entries, each run in a fresh network namespace (never this machine's own),
 # and prints the ratio nft/harden (above 1: harden is faster). Both sides include their
-# process start-up. Then runs the Go benchmarks (batch building, in-process transaction).
+# process start-up. Then runs the Go benchmarks (batch building, in-process transaction,
+# converged plan, read-back).
 #
 #   bench/firewall.sh [RUNS]     (as root; RUNS per size, default 5; median reported)
 set -eu
@@ -70,5 +71,7 @@ for n in 10 1000 10000; do
 done
 
 echo
-echo "Go benchmarks (in-process; harden-transaction is the netlink batch alone):"
-go test -run '^$' -bench 'BenchmarkBuildBatch|BenchmarkApply' -benchtime 5x ./steps/firewall | grep -E '^Benchmark'
+echo "Go benchmarks (in-process; harden-transaction is the netlink batch alone; PlanConverged10k"
+echo "is build + read-back + compare of an unchanged table, Read the read-back alone):"
+go test -run '^$' -bench 'BenchmarkBuildBatch|BenchmarkApply|BenchmarkPlanConverged10k' -benchtime 5x ./steps/firewall | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkRead' -benchtime 5x ./internal/nft | grep -E '^Benchmark'

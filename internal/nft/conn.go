@@ -14,6 +14,10 @@ import (
 type Conn struct {
 	*nftables.Conn
 	nsFd int
+	// dump is a second socket, dialled on first use, for set element dumps (dump.go).
+	dump *netlink.Conn
+	// wrapped: made by Wrap, with no namespace of its own to dial a dump socket in.
+	wrapped bool
 }
 
 // socketBuffer bounds one batch (the kernel refuses a netlink message larger than the
@@ -87,6 +91,12 @@ func (c *Conn) Close() error {
 	if c.Conn != nil {
 		err = c.Conn.CloseLasting()
 	}
+	if c.dump != nil {
+		if derr := c.dump.Close(); err == nil {
+			err = derr
+		}
+		c.dump = nil
+	}
 	c.closeNS()
 	return err
 }
@@ -100,4 +110,4 @@ func (c *Conn) closeNS() {
 
 // Wrap adapts an existing google/nftables Conn (a test dialer, a caller-made socket). Close
 // then only closes it if it is lasting.
-func Wrap(c *nftables.Conn) *Conn { return &Conn{Conn: c, nsFd: -1} }
+func Wrap(c *nftables.Conn) *Conn { return &Conn{Conn: c, nsFd: -1, wrapped: true} }

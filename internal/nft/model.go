@@ -10,7 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -84,8 +84,10 @@ func (r *Ruleset) Counts() (rules, elements int) {
 // overlapping and adjacent ranges joined. Interval sets refuse overlapping elements, and
 // policies do overlap (10.0.0.0/8 and 10.1.0.0/16), so every set goes through here.
 type RangeBuilder struct {
-	width  int
-	ranges []Range
+	width int
+	// keys holds each added range's first and last key back to back: one growing buffer
+	// instead of two small allocations per range (a policy may list 10,000 sources).
+	keys []byte
 }
 
 // NewRangeBuilder returns a builder for keys of width bytes.
@@ -96,15 +98,19 @@ func (b *RangeBuilder) Add(from, to []byte) {
 	if len(from) != b.width || len(to) != b.width {
 		panic(fmt.Sprintf("nft: key width %d/%d, want %d", len(from), len(to), b.width))
 	}
-	b.ranges = append(b.ranges, Range{From: clone(from), To: clone(to)})
+	b.keys = append(append(b.keys, from...), to...)
 }
 
 // AddPrefix adds every address of p (its family must match the builder's width).
 func (b *RangeBuilder) AddPrefix(p netip.Prefix) {
 	p = p.Masked()
-	first := p.Addr()
-	last := lastAddr(p)
-	b.Add(first.AsSlice(), last.AsSlice())
+	first := p.Addr().As16()
+	last := first
+	for i := p.Bits() + 128 - p.Addr().BitLen(); i < 128; i++ {
+		last[i/8] |= 0x80 >> (i % 8)
+	}
+	skip := 16 - p.Addr().BitLen()/8 // an IPv4 address is the last 4 bytes of As16
+	b.Add(first[skip:], last[skip:])
 }
 
 // AddPorts adds the inclusive port range [lo, hi].
@@ -113,27 +119,58 @@ func (b *RangeBuilder) AddPorts(lo, hi uint16) {
 }
 
 // Ranges returns the merged ranges.
-func (b *RangeBuilder) Ranges() []Range { return Merge(b.ranges) }
+func (b *RangeBuilder) Ranges() []Range {
+	w := b.width
+	in := make([]Range, 0, len(b.keys)/(2*max(w, 1)))
+	for k := b.keys; len(k) >= 2*w && w > 0; k = k[2*w:] {
+		in = append(in, Range{From: k[:w:w], To: k[w : 2*w : 2*w]})
+	}
+	return Merge(in)
+}
 
-// Merge sorts ranges and joins those that overlap or touch.
+// Merge sorts ranges and joins those that overlap or touch. The result shares no memory
+// with in.
 func Merge(in []Range) []Range {
-	rs := append([]Range(nil), in...)
-	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i].From, rs[j].From) < 0 })
-	var out []Range
+	rs := slices.Clone(in)
+	slices.SortFunc(rs, func(x, y Range) int { return bytes.Compare(x.From, y.From) })
+	out := rs[:0] // joined in place: out never gets ahead of the range being read
+	size := 0
 	for _, r := range rs {
-		if n := len(out); n > 0 {
-			last := &out[n-1]
-			next, overflow := increment(last.To)
-			if overflow || bytes.Compare(r.From, next) <= 0 {
-				if bytes.Compare(r.To, last.To) > 0 {
-					last.To = r.To
-				}
-				continue
+		if n := len(out); n > 0 && joins(out[n-1].To, r.From) {
+			if bytes.Compare(r.To, out[n-1].To) > 0 {
+				out[n-1].To = r.To
 			}
+			continue
 		}
-		out = append(out, Range{From: clone(r.From), To: clone(r.To)})
+		out = append(out, r)
+		size += len(r.From) + len(r.To)
+	}
+	// Copy the keys out of in, into one buffer.
+	buf := make([]byte, 0, size)
+	for i, r := range out {
+		buf = append(buf, r.From...)
+		from := buf[len(buf)-len(r.From) : len(buf) : len(buf)]
+		buf = append(buf, r.To...)
+		out[i] = Range{From: from, To: buf[len(buf)-len(r.To) : len(buf) : len(buf)]}
 	}
 	return out
+}
+
+// joins reports whether a range starting at from overlaps or touches one ending at to
+// (from <= to+1), without computing to+1.
+func joins(to, from []byte) bool {
+	if bytes.Compare(from, to) <= 0 {
+		return true
+	}
+	// from > to: they touch when from == to+1, that is to's trailing 0xff bytes are
+	// from's trailing zero bytes, the byte before is one higher, and the rest is equal.
+	i := len(to) - 1
+	for ; i >= 0 && to[i] == 0xff; i-- {
+		if from[i] != 0 {
+			return false
+		}
+	}
+	return i >= 0 && from[i] == to[i]+1 && bytes.Equal(from[:i], to[:i])
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

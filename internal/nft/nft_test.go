@@ -71,6 +71,20 @@ func TestMergeRanges(t *testing.T) {
 	assert.Equal(t, []byte{0, 10}, got[1].From)
 	assert.Equal(t, []byte{0, 31}, got[1].To)
 	assert.Equal(t, []byte{0, 40}, got[2].From)
+
+	// Touching across a byte boundary joins; a gap of one does not; the top of the key
+	// space joins whatever overlaps it.
+	b = nft.NewRangeBuilder(2)
+	b.AddPorts(0x01ff, 0x01ff)
+	b.AddPorts(0x0200, 0x0200)
+	b.AddPorts(0x0202, 0x02ff)
+	b.AddPorts(0xff00, 0xffff)
+	b.AddPorts(0xfff0, 0xffff)
+	assert.Equal(t, []nft.Range{
+		{From: []byte{1, 0xff}, To: []byte{2, 0}},
+		{From: []byte{2, 2}, To: []byte{2, 0xff}},
+		{From: []byte{0xff, 0}, To: []byte{0xff, 0xff}},
+	}, b.Ranges())
 }
 
 func TestRenderIsReadable(t *testing.T) {
@@ -176,4 +190,53 @@ func TestLargeSetsInOneTransaction(t *testing.T) {
 	_, wantN := want.Counts()
 	require.Equal(t, wantN, n, fmt.Sprintf("elements read back"))
 	require.Equal(t, nft.Render(want), nft.Render(got))
+
+	// A wrapped google/nftables Conn reads set elements through GetSetElements instead of
+	// Read's own dump: both must see the same table.
+	fd, err := unix.Open(nft.NetNSPath(ns.Name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	raw, err := nftables.New(nftables.WithNetNSFd(fd))
+	require.NoError(t, err)
+	viaLib, err := nft.Read(nft.Wrap(raw), "harden", nftables.TableFamilyINet)
+	require.NoError(t, err)
+	require.Equal(t, nft.Render(want), nft.Render(viaLib))
+}
+
+// Equal is a shortcut for comparing rendered texts: whenever it says equal the texts are
+// equal, and each kind of difference (element, set flag, rule, chain policy, table flag)
+// makes it say no.
+func TestEqualAgreesWithRender(t *testing.T) {
+	assert.True(t, nft.Equal(nil, nil))
+	assert.False(t, nft.Equal(nil, sample(1)))
+	assert.False(t, nft.Equal(sample(1), nil))
+
+	base := sample(50)
+	same := sample(50)
+	same.Sets[0], same.Sets[1] = same.Sets[1], same.Sets[0] // Render sorts sets by name
+	require.True(t, nft.Equal(base, same))
+	require.Equal(t, nft.Render(base), nft.Render(same))
+
+	edits := map[string]func(rs *nft.Ruleset){
+		"element": func(rs *nft.Ruleset) { rs.Sets[0].Elements[3].To = []byte{100, 64, 0, 7} },
+		"missing element": func(rs *nft.Ruleset) {
+			rs.Sets[0].Elements = rs.Sets[0].Elements[1:]
+		},
+		"interval flag": func(rs *nft.Ruleset) { rs.Sets[2].Interval = false },
+		"key type":      func(rs *nft.Ruleset) { rs.Sets[3].KeyType = nftables.TypeICMP6Type },
+		"rule":          func(rs *nft.Ruleset) { rs.Chains[0].Rules[1].Comment = "by hand" },
+		"chain policy":  func(rs *nft.Ruleset) { rs.Chains[0].Policy = nftables.ChainPolicyAccept },
+		"table flag":    func(rs *nft.Ruleset) { rs.Flags = unix.NFT_TABLE_F_DORMANT },
+		"extra set": func(rs *nft.Ruleset) {
+			rs.Sets = append(rs.Sets, &nft.Set{Name: "zz", KeyType: nftables.TypeInetService})
+		},
+	}
+	for name, edit := range edits {
+		t.Run(name, func(t *testing.T) {
+			got := sample(50)
+			edit(got)
+			assert.False(t, nft.Equal(base, got))
+			assert.NotEqual(t, nft.Render(base), nft.Render(got))
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/google/nftables"
@@ -45,7 +46,7 @@ func readSets(c *Conn, t *nftables.Table, rs *Ruleset) error {
 		return fmt.Errorf("list sets of %s: %w", t.Name, err)
 	}
 	for _, ks := range sets {
-		elems, err := c.GetSetElements(ks)
+		elems, err := c.setElements(ks)
 		if err != nil {
 			return fmt.Errorf("elements of set %s: %w", ks.Name, err)
 		}
@@ -60,29 +61,43 @@ func readSets(c *Conn, t *nftables.Table, rs *Ruleset) error {
 }
 
 // rangesFromKernel turns start and interval-end elements back into inclusive ranges. The
-// kernel returns them in no useful order; at equal keys an end sorts first (it closes the
-// range before it).
-func rangesFromKernel(elems []nftables.SetElement, interval bool, width uint32) []Range {
-	keyOf := func(e nftables.SetElement) []byte { return fitKey(e.Key, int(width)) }
-	sort.SliceStable(elems, func(i, j int) bool {
-		c := bytes.Compare(keyOf(elems[i]), keyOf(elems[j]))
-		if c != 0 {
-			return c < 0
+// kernel returns them in no promised order (an interval set's tree lists them highest
+// first); at equal keys an end sorts first (it closes the range before it).
+func rangesFromKernel(elems []kernelElem, interval bool, width uint32) []Range {
+	for i := range elems {
+		elems[i].key = fitKey(elems[i].key, int(width))
+	}
+	byKey := func(a, b kernelElem) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return elems[i].IntervalEnd && !elems[j].IntervalEnd
-	})
-	var out []Range
+		switch {
+		case a.end == b.end:
+			return 0
+		case a.end:
+			return -1
+		}
+		return 1
+	}
+	// Elements equal by byKey are identical, so an unstable sort is exact; reversing
+	// the kernel's descending order first makes it a linear pass.
+	if slices.IsSortedFunc(elems, func(a, b kernelElem) int { return byKey(b, a) }) {
+		slices.Reverse(elems)
+	}
+	if !slices.IsSortedFunc(elems, byKey) {
+		slices.SortFunc(elems, byKey)
+	}
+	out := make([]Range, 0, len(elems)/2+1)
 	for i := 0; i < len(elems); i++ {
 		e := elems[i]
-		if e.IntervalEnd {
+		if e.end {
 			continue // an end without a start: nft's "0 interval end" marker
 		}
-		k := keyOf(e)
-		r := Range{From: k, To: k}
+		r := Range{From: e.key, To: e.key}
 		if interval {
-			r.To = bytes.Repeat([]byte{0xff}, len(k))
-			if i+1 < len(elems) && elems[i+1].IntervalEnd {
-				r.To = decrement(keyOf(elems[i+1]))
+			r.To = bytes.Repeat([]byte{0xff}, len(e.key))
+			if i+1 < len(elems) && elems[i+1].end {
+				r.To = decrement(elems[i+1].key)
 				i++
 			}
 		}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -27,9 +27,7 @@ func Render(rs *Ruleset) string {
 	if rs.Flags != 0 {
 		fmt.Fprintf(&b, "\tflags %s\n", tableFlags(rs.Flags))
 	}
-	sets := append([]*Set(nil), rs.Sets...)
-	sort.Slice(sets, func(i, j int) bool { return sets[i].Name < sets[j].Name })
-	for _, s := range sets {
+	for _, s := range sortedSets(rs) {
 		renderSet(&b, s)
 	}
 	for _, c := range rs.Chains {
@@ -47,7 +45,9 @@ func renderSet(b *strings.Builder, s *Set) {
 	if len(s.Elements) > 0 {
 		b.WriteString("\t\telements = {\n")
 		for _, r := range s.Elements {
-			fmt.Fprintf(b, "\t\t\t%s,\n", formatRange(s.KeyType, r))
+			b.WriteString("\t\t\t")
+			b.WriteString(formatRange(s.KeyType, r))
+			b.WriteString(",\n")
 		}
 		b.WriteString("\t\t}\n")
 	}
@@ -290,15 +290,31 @@ func formatRange(t nftables.SetDatatype, r Range) string {
 	return decimal(r.From) + "-" + decimal(r.To)
 }
 
-// asPrefix reports whether [from, to] is exactly one CIDR prefix.
+// asPrefix reports whether [from, to] is exactly one CIDR prefix: from and to agree on
+// the first bits, then from has only zeros and to only ones.
 func asPrefix(from, to netip.Addr) (netip.Prefix, bool) {
-	for bits := 0; bits <= from.BitLen(); bits++ {
-		p := netip.PrefixFrom(from, bits)
-		if p.Masked().Addr() == from && lastAddr(p) == to {
-			return p, true
+	f, t := from.As16(), to.As16()
+	if from.BitLen() != to.BitLen() {
+		return netip.Prefix{}, false
+	}
+	i := 16 - from.BitLen()/8
+	n := 0
+	for ; i < 16 && f[i] == t[i]; i++ {
+		n += 8
+	}
+	if i < 16 {
+		x := f[i] ^ t[i] // must be 0..01..1, set in t and clear in f
+		if x&(x+1) != 0 || f[i]&x != 0 {
+			return netip.Prefix{}, false
+		}
+		n += 8 - bits.OnesCount8(x)
+		for i++; i < 16; i++ {
+			if f[i] != 0 || t[i] != 0xff {
+				return netip.Prefix{}, false
+			}
 		}
 	}
-	return netip.Prefix{}, false
+	return netip.PrefixFrom(from, n), true
 }
 
 func familyName(f nftables.TableFamily) string {

@@ -45,7 +45,8 @@ func New(o Options) *Step { return &Step{opts: o} }
 func (s *Step) Name() string { return "firewall" }
 
 // Plan reads the kernel's table back and compares it, rendered as nft text, with the
-// table the policy wants. No difference, no change. Plan changes nothing.
+// table the policy wants (rendering only when the models differ). No difference, no
+// change. Plan changes nothing.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
 	want, warning, err := s.build(env)
 	if err != nil {
@@ -59,6 +60,11 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	have, err := s.read()
 	if err != nil {
 		return nil, err
+	}
+	// The cheap comparison first: a converged table is equal element for element, and
+	// rendering 10,000 set elements twice only to find the texts equal cost ~10 ms.
+	if nft.Equal(have, want) {
+		return p, nil
 	}
 	haveText, wantText := nft.Render(have), nft.Render(want)
 	if haveText == wantText {
