@@ -1,0 +1,11 @@
+// Package assets holds the files harden carries inside its binary: the default policy, and
+// (added by the steps that own them) the audit baseline, systemd units and ClamAV settings.
+package assets
+
+import _ "embed"
+
+// Policy is the embedded default policy: a private VM reachable over SSH from the private
+// network only. It is also the fail-closed firewall when the machine's policy cannot be loaded.
+//
+//go:embed policy.yaml
+var Policy []byte

@@ -1,0 +1,165 @@
+// Package changelog writes harden's audit trail: one journal entry per change applied, per
+// finding and per run, with stable MESSAGE_IDs and HARDEN_* fields that queries and alerting
+// can rely on (`journalctl MESSAGE_ID=<id>`, `journalctl HARDEN_STEP=firewall`). Where there
+// is no journald (a laptop, a container) the same records go to stderr as JSON lines.
+package changelog
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// Stable MESSAGE_IDs (32 lowercase hex digits). Never change one: dashboards and alert rules
+// select on them. The README lists them.
+const (
+	MsgChange     = "8f1b5b2c6a0e4d57a3c1e9d2b7f40a61" // a change harden applied
+	MsgFinding    = "2d6e0c9a4b8f4e1d9c3a7b5e6f1d2c83" // something harden sees but does not fix
+	MsgRun        = "c4a7e2f1083b4d6c95e1a2b3d4f5e6a7" // one run's summary
+	MsgStepFailed = "e13f5a7c92d04b68a1c3e5f7092b4d6e" // a step failed
+	MsgFailClosed = "5b9d1f3e7a2c4e6081b3d5f7a9c1e3f5" // the policy did not load: default firewall applied
+	MsgAlert      = "a9e4c7b2d1f04e3a8b6c5d2e1f0a9b8c" // an alert raised by harden watch / harden alert
+)
+
+// Priorities, as syslog levels.
+const (
+	PriAlert   = journal.PriAlert
+	PriCrit    = journal.PriCrit
+	PriErr     = journal.PriErr
+	PriWarning = journal.PriWarning
+	PriNotice  = journal.PriNotice
+	PriInfo    = journal.PriInfo
+)
+
+// Entry is one structured record.
+type Entry struct {
+	MessageID string
+	Priority  journal.Priority
+	Message   string
+	Fields    map[string]string // HARDEN_* and other journal fields
+}
+
+// Sink delivers entries.
+type Sink interface {
+	Send(Entry) error
+}
+
+// fieldRE is journald's rule for field names: A-Z, 0-9 and _, 1-64 characters, not starting
+// with a digit or _. journald silently drops fields that break it and go-systemd does not
+// check, so a typo would lose audit data without a trace; we refuse instead.
+var fieldRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+var messageIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Validate checks field names and the MESSAGE_ID.
+func (e Entry) Validate() error {
+	if !messageIDRE.MatchString(e.MessageID) {
+		return fmt.Errorf("changelog: MESSAGE_ID %q is not 32 lowercase hex digits", e.MessageID)
+	}
+	for k := range e.Fields {
+		if !fieldRE.MatchString(k) {
+			return fmt.Errorf("changelog: invalid journal field name %q", k)
+		}
+		if k == "MESSAGE" || k == "MESSAGE_ID" || k == "PRIORITY" {
+			return fmt.Errorf("changelog: field %s is set by the entry itself", k)
+		}
+	}
+	return nil
+}
+
+// Auto returns the journal when journald's socket exists, else JSON lines on w.
+func Auto(w io.Writer) Sink {
+	if journal.Enabled() {
+		return Journal{}
+	}
+	return NewJSONLines(w)
+}
+
+// Journal sends entries to journald's native socket.
+type Journal struct{}
+
+// Send implements Sink.
+func (Journal) Send(e Entry) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	vars := make(map[string]string, len(e.Fields)+2)
+	for k, v := range e.Fields {
+		vars[k] = v
+	}
+	vars["MESSAGE_ID"] = e.MessageID
+	vars["SYSLOG_IDENTIFIER"] = "harden"
+	return journal.Send(e.Message, e.Priority, vars)
+}
+
+// JSONLines writes one JSON object per entry, with the journal's field names.
+type JSONLines struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewJSONLines writes to w.
+func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: w} }
+
+// Send implements Sink.
+func (j *JSONLines) Send(e Entry) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	obj := make(map[string]string, len(e.Fields)+4)
+	for k, v := range e.Fields {
+		obj[k] = v
+	}
+	obj["MESSAGE"] = e.Message
+	obj["MESSAGE_ID"] = e.MessageID
+	obj["PRIORITY"] = strconv.Itoa(int(e.Priority))
+	obj["SYSLOG_IDENTIFIER"] = "harden"
+	b, err := json.Marshal(obj) // map keys are sorted: stable output
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, err = j.w.Write(append(b, '\n'))
+	return err
+}
+
+// Memory keeps entries, for tests.
+type Memory struct {
+	mu      sync.Mutex
+	Entries []Entry
+}
+
+// Send implements Sink.
+func (m *Memory) Send(e Entry) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Entries = append(m.Entries, e)
+	return nil
+}
+
+// ByID returns the entries with a MESSAGE_ID.
+func (m *Memory) ByID(id string) []Entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Entry
+	for _, e := range m.Entries {
+		if e.MessageID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Discard drops entries (dry-run by hand records nothing).
+type Discard struct{}
+
+// Send implements Sink.
+func (Discard) Send(e Entry) error { return e.Validate() }

@@ -1,0 +1,62 @@
+package changelog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestChangeEntryCarriesEveryHardenField(t *testing.T) {
+	m := &Memory{}
+	l := New(m, "run-1")
+	require.NoError(t, l.Change(Change{Step: "sshd", Object: "/etc/ssh/sshd_config.d/00-harden.conf",
+		Action: "update", Before: "PasswordAuthentication yes", After: "PasswordAuthentication no", Reason: "sshd.password_authentication"}))
+	e := m.ByID(MsgChange)
+	require.Len(t, e, 1)
+	assert.Equal(t, map[string]string{
+		"HARDEN_RUN_ID": "run-1", "HARDEN_STEP": "sshd", "HARDEN_OBJECT": "/etc/ssh/sshd_config.d/00-harden.conf",
+		"HARDEN_ACTION": "update", "HARDEN_BEFORE": "PasswordAuthentication yes", "HARDEN_AFTER": "PasswordAuthentication no",
+		"HARDEN_REASON": "sshd.password_authentication",
+	}, e[0].Fields)
+	assert.Equal(t, PriNotice, e[0].Priority)
+}
+
+func TestInvalidFieldNamesAndIDsAreRefused(t *testing.T) {
+	for _, bad := range []string{"harden_step", "_HIDDEN", "1ABC", "A-B", "ÄB", string(make([]byte, 65))} {
+		err := (&Memory{}).Send(Entry{MessageID: MsgRun, Fields: map[string]string{bad: "x"}})
+		assert.Error(t, err, bad)
+	}
+	assert.Error(t, (&Memory{}).Send(Entry{MessageID: "not-an-id"}))
+	assert.Error(t, (&Memory{}).Send(Entry{MessageID: MsgRun, Fields: map[string]string{"MESSAGE": "x"}}))
+}
+
+func TestMessageIDsAreDistinctAndWellFormed(t *testing.T) {
+	ids := []string{MsgChange, MsgFinding, MsgRun, MsgStepFailed, MsgFailClosed, MsgAlert}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		assert.Regexp(t, `^[0-9a-f]{32}$`, id)
+		assert.False(t, seen[id], id)
+		seen[id] = true
+	}
+}
+
+func TestJSONLinesFallback(t *testing.T) {
+	var b bytes.Buffer
+	l := New(NewJSONLines(&b), "r")
+	require.NoError(t, l.Run(Summary{Status: "changed", Changes: 2, Duration: 1500 * time.Millisecond, Policy: "p"}))
+	require.NoError(t, l.StepFailed("audit", errors.New("EPERM")))
+	lines := bytes.Split(bytes.TrimSpace(b.Bytes()), []byte("\n"))
+	require.Len(t, lines, 2)
+	var obj map[string]string
+	require.NoError(t, json.Unmarshal(lines[0], &obj))
+	assert.Equal(t, MsgRun, obj["MESSAGE_ID"])
+	assert.Equal(t, "1500", obj["HARDEN_DURATION_MS"])
+	assert.Equal(t, "6", obj["PRIORITY"])
+	assert.Equal(t, "harden", obj["SYSLOG_IDENTIFIER"])
+	assert.NotContains(t, obj, "HARDEN_VERSION", "empty fields are left out")
+}

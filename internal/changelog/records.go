@@ -1,0 +1,118 @@
+package changelog
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// Log writes one run's records: every entry carries HARDEN_RUN_ID.
+type Log struct {
+	sink  Sink
+	runID string
+}
+
+// New returns a Log for one run.
+func New(sink Sink, runID string) *Log { return &Log{sink: sink, runID: runID} }
+
+// Change is one change a step applied.
+type Change struct {
+	Step, Object, Action, Before, After, Reason string
+}
+
+// Change records an applied change.
+func (l *Log) Change(c Change) error {
+	msg := fmt.Sprintf("%s: %s %s", c.Step, c.Action, c.Object)
+	if c.Before != "" || c.After != "" {
+		msg += fmt.Sprintf(" (%s -> %s)", orNone(c.Before), orNone(c.After))
+	}
+	return l.send(MsgChange, PriNotice, msg, map[string]string{
+		"HARDEN_STEP": c.Step, "HARDEN_OBJECT": c.Object, "HARDEN_ACTION": c.Action,
+		"HARDEN_BEFORE": c.Before, "HARDEN_AFTER": c.After, "HARDEN_REASON": c.Reason,
+	})
+}
+
+// Finding is something a step sees but does not fix.
+type Finding struct {
+	Step, ID, Severity, Object, Message, Reason string
+}
+
+// Finding records a finding; critical findings are logged at PriCrit.
+func (l *Log) Finding(f Finding) error {
+	pri := PriWarning
+	switch f.Severity {
+	case "critical":
+		pri = PriCrit
+	case "info":
+		pri = PriInfo
+	}
+	return l.send(MsgFinding, pri, fmt.Sprintf("%s: %s: %s", f.Step, f.ID, f.Message), map[string]string{
+		"HARDEN_STEP": f.Step, "HARDEN_FINDING": f.ID, "HARDEN_SEVERITY": f.Severity,
+		"HARDEN_OBJECT": f.Object, "HARDEN_REASON": f.Reason,
+	})
+}
+
+// StepFailed records a step's error.
+func (l *Log) StepFailed(step string, err error) error {
+	return l.send(MsgStepFailed, PriErr, fmt.Sprintf("%s failed: %v", step, err), map[string]string{
+		"HARDEN_STEP": step, "HARDEN_ERROR": err.Error(),
+	})
+}
+
+// FailClosed records that the policy did not load and the default firewall was applied.
+func (l *Log) FailClosed(policy string, err error) error {
+	return l.send(MsgFailClosed, PriCrit,
+		fmt.Sprintf("policy %s could not be loaded; applying the embedded default firewall only: %v", policy, err),
+		map[string]string{"HARDEN_POLICY": policy, "HARDEN_ERROR": err.Error()})
+}
+
+// Summary is one run's outcome.
+type Summary struct {
+	DryRun                    bool
+	Status                    string // ok | changed | pending | failed
+	Policy                    string
+	Changes, Findings, Failed int
+	Duration                  time.Duration
+	Version                   string
+}
+
+// Run records the run's summary.
+func (l *Log) Run(s Summary) error {
+	pri := PriInfo
+	if s.Status == "failed" {
+		pri = PriErr
+	}
+	verb := "applied"
+	if s.DryRun {
+		verb = "pending"
+	}
+	msg := fmt.Sprintf("harden run %s: %d changes %s, %d findings, %d steps failed", s.Status, s.Changes, verb, s.Findings, s.Failed)
+	return l.send(MsgRun, pri, msg, map[string]string{
+		"HARDEN_DRY_RUN": strconv.FormatBool(s.DryRun), "HARDEN_STATUS": s.Status, "HARDEN_POLICY": s.Policy,
+		"HARDEN_CHANGES": strconv.Itoa(s.Changes), "HARDEN_FINDINGS": strconv.Itoa(s.Findings),
+		"HARDEN_FAILED_STEPS": strconv.Itoa(s.Failed), "HARDEN_DURATION_MS": strconv.FormatInt(s.Duration.Milliseconds(), 10),
+		"HARDEN_VERSION": s.Version,
+	})
+}
+
+func (l *Log) send(id string, pri Priority, msg string, fields map[string]string) error {
+	fields["HARDEN_RUN_ID"] = l.runID
+	for k, v := range fields {
+		if v == "" {
+			delete(fields, k) // an empty journal field says nothing; leave it out
+		}
+	}
+	return l.sink.Send(Entry{MessageID: id, Priority: pri, Message: msg, Fields: fields})
+}
+
+// Priority is a syslog priority.
+type Priority = journal.Priority
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

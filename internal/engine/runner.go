@@ -1,0 +1,229 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/harden-dev/harden/internal/changelog"
+)
+
+// Step statuses in reports.
+const (
+	StatusOK        = "ok"        // nothing to change
+	StatusChanged   = "changed"   // changes applied and the second plan is empty
+	StatusPending   = "pending"   // dry-run: changes would be made
+	StatusFailed    = "failed"    // plan, apply or convergence failed
+	StatusCancelled = "cancelled" // SIGINT/SIGTERM before or during the step
+	StatusSkipped   = "skipped"   // not selected (--only), or fail-closed
+)
+
+// Options select what a run does.
+type Options struct {
+	DryRun bool
+	// Only limits the run to these steps (names from Step.Name); empty means all.
+	Only []string
+	// FailClosed: the policy could not be loaded; env.Policy is the embedded default and only
+	// the firewall step runs, so a broken policy never leaves a machine open.
+	FailClosed  bool
+	PolicyError error
+	PolicyName  string
+	// Record writes the change log even in dry-run (the drift timer records its findings).
+	Record  bool
+	Version string
+	Host    string
+}
+
+// FailClosedStep is the step that still runs, with the embedded default, when the policy
+// cannot be loaded.
+const FailClosedStep = "firewall"
+
+// Runner runs steps in their fixed order.
+type Runner struct {
+	Steps []Step
+	// Log receives applied changes, findings, step failures and the summary. Use a
+	// changelog.Discard sink for hand-run dry-runs.
+	Log *changelog.Log
+}
+
+// Run runs the selected steps and returns the report. Errors of individual steps are in the
+// report (and in Report.Err); Run itself fails only when its input is unusable.
+func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, error) {
+	if err := r.checkOnly(opts.Only); err != nil {
+		return nil, err
+	}
+	rep := newReport(env, opts)
+	if opts.FailClosed {
+		_ = r.Log.FailClosed(opts.PolicyName, opts.PolicyError)
+	}
+	var errs *multierror.Error
+	for _, s := range r.Steps {
+		sr := &StepReport{Name: s.Name(), Changes: []*Change{}, Findings: []*Finding{}}
+		rep.Steps = append(rep.Steps, sr)
+		switch {
+		case !r.selected(s.Name(), opts):
+			sr.Status = StatusSkipped
+			continue
+		case ctx.Err() != nil:
+			sr.Status = StatusCancelled
+			sr.Error = "not started: " + context.Cause(ctx).Error()
+			errs = multierror.Append(errs, fmt.Errorf("%s: %s", sr.Name, sr.Error))
+			continue
+		}
+		if err := r.runStep(ctx, env, opts, s, sr); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", sr.Name, err))
+			_ = r.Log.StepFailed(sr.Name, err)
+		}
+		if !opts.DryRun || opts.Record {
+			r.logStep(sr)
+		}
+	}
+	rep.finish(env.Now(), errs.ErrorOrNil())
+	if !opts.DryRun || opts.Record {
+		_ = r.Log.Run(rep.summary())
+	}
+	return rep, nil
+}
+
+func (r *Runner) checkOnly(only []string) error {
+	for _, name := range only {
+		if !slices.ContainsFunc(r.Steps, func(s Step) bool { return s.Name() == name }) {
+			names := make([]string, len(r.Steps))
+			for i, s := range r.Steps {
+				names[i] = s.Name()
+			}
+			return fmt.Errorf("--only: unknown step %q (steps: %v)", name, names)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) selected(name string, opts Options) bool {
+	if opts.FailClosed {
+		return name == FailClosedStep
+	}
+	return len(opts.Only) == 0 || slices.Contains(opts.Only, name)
+}
+
+// runStep plans, applies and re-plans one step under its own timeout.
+func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr *StepReport) (err error) {
+	start := env.Now()
+	defer func() { sr.DurationSeconds = env.Now().Sub(start).Seconds() }()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout(env, s.Name()))
+	defer cancel()
+	defer func() {
+		if err != nil {
+			sr.Error = err.Error()
+			sr.Status = StatusFailed
+			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				sr.Status = StatusCancelled
+			}
+		}
+	}()
+
+	plan, err := safePlan(ctx, env, s)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	sr.Changes, sr.Findings = nonNil(plan)
+	if plan.Empty() {
+		sr.Status = StatusOK
+		return nil
+	}
+	if opts.DryRun {
+		sr.Status = StatusPending
+		return nil
+	}
+	if err := safeApply(ctx, env, s, plan); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	markApplied(plan)
+	return r.verify(ctx, env, s, sr)
+}
+
+// verify plans again after Apply: anything left means the step did not do what it planned.
+func (r *Runner) verify(ctx context.Context, env *Env, s Step, sr *StepReport) error {
+	again, err := safePlan(ctx, env, s)
+	if err != nil {
+		return fmt.Errorf("plan after apply: %w", err)
+	}
+	_, sr.Findings = nonNil(again)
+	if !again.Empty() {
+		return fmt.Errorf("did not converge: %d change(s) still planned after apply, first: %s",
+			len(again.Changes), again.Changes[0])
+	}
+	sr.Status = StatusChanged
+	return nil
+}
+
+// markApplied marks the changes a whole-plan Apply made (those without Do): Apply returned
+// nil, so all of them were made.
+func markApplied(p *Plan) {
+	for _, c := range p.Changes {
+		if c.Do == nil {
+			c.Applied = true
+		}
+	}
+}
+
+func stepTimeout(env *Env, name string) time.Duration {
+	if d, ok := env.Policy.Run.Timeouts[name]; ok && d > 0 {
+		return time.Duration(d)
+	}
+	if d := time.Duration(env.Policy.Run.StepTimeout); d > 0 {
+		return d
+	}
+	return 2 * time.Minute
+}
+
+// safePlan and safeApply turn a step's panic into that step's error: one broken step must
+// not stop the firewall or the others from being applied.
+func safePlan(ctx context.Context, env *Env, s Step) (p *Plan, err error) {
+	defer recoverInto(&err)
+	p, err = s.Plan(ctx, env)
+	if err == nil && p == nil {
+		p = &Plan{}
+	}
+	return p, err
+}
+
+func safeApply(ctx context.Context, env *Env, s Step, p *Plan) (err error) {
+	defer recoverInto(&err)
+	return s.Apply(ctx, env, p)
+}
+
+func recoverInto(err *error) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+	}
+}
+
+func nonNil(p *Plan) ([]*Change, []*Finding) {
+	c, f := p.Changes, p.Findings
+	if c == nil {
+		c = []*Change{}
+	}
+	if f == nil {
+		f = []*Finding{}
+	}
+	return c, f
+}
+
+// logStep records what a step changed and found, for audit.
+func (r *Runner) logStep(sr *StepReport) {
+	for _, c := range sr.Changes {
+		if c.Applied {
+			_ = r.Log.Change(changelog.Change{Step: sr.Name, Object: c.Object, Action: c.Action,
+				Before: c.Before, After: c.After, Reason: c.Reason})
+		}
+	}
+	for _, f := range sr.Findings {
+		_ = r.Log.Finding(changelog.Finding{Step: sr.Name, ID: f.ID, Severity: string(f.Severity),
+			Object: f.Object, Message: f.Message, Reason: f.Reason})
+	}
+}

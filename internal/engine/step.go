@@ -1,0 +1,146 @@
+// Package engine runs harden's steps: the Step contract, the plan of changes and findings a
+// step produces, and the runner that orders steps, applies their plans, proves convergence by
+// planning again, and reports.
+package engine
+
+import (
+	"context"
+	"fmt"
+)
+
+// Step is one area of the machine harden owns (firewall, audit, sshd, ...).
+//
+// Plan must be read-only: it observes the machine, compares it with env.Policy and lists the
+// changes that would bring it there. Apply makes exactly those changes and nothing else. After
+// Apply the runner calls Plan again; a step whose second plan still has changes has failed,
+// which is how idempotence is enforced on every boot, not only in tests.
+type Step interface {
+	Name() string
+	Plan(ctx context.Context, env *Env) (*Plan, error)
+	Apply(ctx context.Context, env *Env, p *Plan) error
+}
+
+// Plan is what a step found: changes it can make and findings it cannot fix.
+type Plan struct {
+	Changes  []*Change  `json:"changes"`
+	Findings []*Finding `json:"findings"`
+}
+
+// Add appends changes to the plan.
+func (p *Plan) Add(c ...*Change) { p.Changes = append(p.Changes, c...) }
+
+// Find appends a finding to the plan.
+func (p *Plan) Find(f *Finding) { p.Findings = append(p.Findings, f) }
+
+// Empty reports whether the plan has nothing to change (findings do not count: they are
+// what a step cannot change).
+func (p *Plan) Empty() bool { return p == nil || len(p.Changes) == 0 }
+
+// Actions a Change may name. Steps may use others when none fits; these keep reports uniform.
+const (
+	ActionCreate  = "create"
+	ActionUpdate  = "update"
+	ActionDelete  = "delete"
+	ActionSet     = "set"
+	ActionMask    = "mask"
+	ActionUnmask  = "unmask"
+	ActionEnable  = "enable"
+	ActionStart   = "start"
+	ActionStop    = "stop"
+	ActionRestart = "restart"
+	ActionReload  = "reload"
+	ActionRemove  = "remove"
+)
+
+// Change is one planned change to one object.
+type Change struct {
+	// Object names what changes the way an operator would search for it:
+	// "nft table inet harden", "/etc/ssh/sshd_config.d/00-harden.conf", "unit cups.service".
+	Object string `json:"object"`
+	Action string `json:"action"`
+	// Before and After are short, one-line states ("yes" -> "no", "enabled" -> "masked").
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+	// Diff is an optional multi-line unified-style difference for people (files, rulesets).
+	Diff string `json:"diff,omitempty"`
+	// Reason names the policy field (or built-in rule) that asks for the change.
+	Reason string `json:"reason"`
+	// Applied is set by the runner once Do returned without error.
+	Applied bool `json:"applied"`
+	// Do makes the change. Steps that apply a whole plan at once (one netlink transaction)
+	// may leave Do nil and do the work in Apply.
+	Do func(ctx context.Context) error `json:"-"`
+}
+
+func (c *Change) String() string {
+	s := fmt.Sprintf("%s %s", c.Action, c.Object)
+	if c.Before != "" || c.After != "" {
+		s += fmt.Sprintf(": %s -> %s", orNone(c.Before), orNone(c.After))
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// Severity of a finding. The policy's run.fail_on turns findings at or above a severity into
+// a failed run.
+type Severity string
+
+const (
+	Info     Severity = "info"
+	Warning  Severity = "warning"
+	Critical Severity = "critical"
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case Critical:
+		return 3
+	case Warning:
+		return 2
+	case Info:
+		return 1
+	}
+	return 0
+}
+
+// AtLeast reports whether s is as severe as min ("none" or "" is never reached).
+func (s Severity) AtLeast(min string) bool {
+	m := Severity(min).rank()
+	return m > 0 && s.rank() >= m
+}
+
+// Finding is something a step sees but does not (or cannot yet) fix.
+type Finding struct {
+	// ID is stable and dotted, step first: "os.image-too-old", "packages.unapproved".
+	ID       string   `json:"id"`
+	Severity Severity `json:"severity"`
+	Object   string   `json:"object,omitempty"`
+	Message  string   `json:"message"`
+	// Reason names the policy field the finding is judged against.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ApplyChanges runs each change's Do in order and marks it applied. It stops at the first
+// error, and between changes when ctx is cancelled (SIGTERM at shutdown): a change is never
+// interrupted half-way by the runner, only not started.
+func ApplyChanges(ctx context.Context, p *Plan) error {
+	for _, c := range p.Changes {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("cancelled before %s: %w", c, err)
+		}
+		if c.Do == nil {
+			return fmt.Errorf("change %q has no Do function (step bug)", c)
+		}
+		if err := c.Do(ctx); err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+		c.Applied = true
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+// Package fsroot is the only way harden touches files: every path is absolute and resolved
+// under a root prefix ("/" on a machine, a temporary directory in tests), writes are atomic
+// (temp file, fsync, rename, fsync of the directory) and every file replaced or removed is
+// first copied to the run's backup directory.
+//
+// It is a prefix, not a jail: symlinks are followed as the kernel follows them. (os.Root would
+// jail, but it refuses absolute symlinks, which a real / is full of: /etc/localtime, masks.)
+package fsroot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// DefaultBackupDir holds copies of files harden replaced or removed, one folder per run.
+const DefaultBackupDir = "/var/lib/harden/backup"
+
+// Root resolves absolute paths under a prefix directory.
+type Root struct {
+	dir       string
+	backupDir string // absolute path inside the root
+}
+
+// New returns a Root at dir ("/" on a real machine).
+func New(dir string) Root {
+	return Root{dir: filepath.Clean(dir), backupDir: filepath.Join(DefaultBackupDir, "unnamed")}
+}
+
+// WithBackupDir returns a copy whose backups go to dir (a path inside the root), so each run
+// keeps its originals apart.
+func (r Root) WithBackupDir(dir string) Root {
+	r.backupDir = filepath.Clean(dir)
+	return r
+}
+
+// Dir is the prefix directory.
+func (r Root) Dir() string { return r.dir }
+
+// BackupDir is where this run's backups go, as a path inside the root.
+func (r Root) BackupDir() string { return r.backupDir }
+
+// Path maps an absolute machine path to the host path under the root. Use it only to hand a
+// path to an external tool (sshd -f, apt-get); read and write through the methods.
+func (r Root) Path(name string) string {
+	return filepath.Join(r.dir, filepath.Clean("/"+name))
+}
+
+func (r Root) check(name string) error {
+	if !filepath.IsAbs(name) {
+		return fmt.Errorf("fsroot: %q is not an absolute path", name)
+	}
+	return nil
+}
+
+// ReadFile reads a file.
+func (r Root) ReadFile(name string) ([]byte, error) {
+	if err := r.check(name); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(r.Path(name))
+}
+
+// ReadFileIfExists reads a file, returning nil and no error if it does not exist.
+func (r Root) ReadFileIfExists(name string) ([]byte, bool, error) {
+	b, err := r.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	return b, err == nil, err
+}
+
+// Stat follows symlinks; Lstat does not.
+func (r Root) Stat(name string) (fs.FileInfo, error) {
+	if err := r.check(name); err != nil {
+		return nil, err
+	}
+	return os.Stat(r.Path(name))
+}
+
+// Lstat does not follow a final symlink.
+func (r Root) Lstat(name string) (fs.FileInfo, error) {
+	if err := r.check(name); err != nil {
+		return nil, err
+	}
+	return os.Lstat(r.Path(name))
+}
+
+// ReadDir lists a directory; a missing directory is empty.
+func (r Root) ReadDir(name string) ([]fs.DirEntry, error) {
+	if err := r.check(name); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(r.Path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return entries, err
+}
+
+// Same reports whether name holds exactly data with mode perm, so a step can plan without
+// writing.
+func (r Root) Same(name string, data []byte, perm fs.FileMode) (bool, error) {
+	cur, err := r.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fi, err := r.Stat(name)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(cur, data) && fi.Mode().Perm() == perm.Perm(), nil
+}
+
+// WriteFile replaces name with data atomically: readers see the old or the new file, never a
+// part, and a crash leaves one of the two. An existing file is backed up first and keeps its
+// owner. It reports false, writing nothing, when the file already holds data with perm.
+func (r Root) WriteFile(name string, data []byte, perm fs.FileMode) (bool, error) {
+	same, err := r.Same(name, data, perm)
+	if err != nil || same {
+		return false, err
+	}
+	host := r.Path(name)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return false, err
+	}
+	uid, gid := -1, -1
+	if fi, err := os.Stat(host); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+		if _, err := r.Backup(name); err != nil {
+			return false, err
+		}
+	}
+	return true, writeAtomic(host, data, perm, uid, gid)
+}
+
+// WriteState writes harden's own state (reports, metrics, records of what it did) atomically
+// and without a backup: these files are replaced every run, and backing them up would only
+// fill the backup directory.
+func (r Root) WriteState(name string, data []byte, perm fs.FileMode) error {
+	if err := r.check(name); err != nil {
+		return err
+	}
+	host := r.Path(name)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(host, data, perm, -1, -1)
+}
+
+func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error {
+	dir := filepath.Dir(host)
+	tmp, err := os.CreateTemp(dir, ".harden-tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm.Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if uid >= 0 {
+		if err := tmp.Chown(uid, gid); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), host); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Backup copies name (if it exists) to the backup directory under the same path and returns
+// the copy's path inside the root ("" if there was nothing to back up).
+func (r Root) Backup(name string) (string, error) {
+	if err := r.check(name); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(r.Path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(r.Path(name))
+	if err != nil {
+		return "", err
+	}
+	dst := filepath.Join(r.backupDir, name)
+	host := r.Path(dst)
+	if err := os.MkdirAll(filepath.Dir(host), 0o700); err != nil {
+		return "", err
+	}
+	if err := writeAtomic(host, data, fi.Mode().Perm(), -1, -1); err != nil {
+		return "", fmt.Errorf("backup of %s: %w", name, err)
+	}
+	return dst, nil
+}
+
+// Remove backs a file up and removes it. It reports false when there was nothing to remove.
+func (r Root) Remove(name string) (bool, error) {
+	if _, err := r.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if _, err := r.Backup(name); err != nil {
+		return false, err
+	}
+	if err := os.Remove(r.Path(name)); err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(r.Path(name)))
+}
+
+// Copy copies src to dst atomically (used to install files handed in, e.g. units).
+func (r Root) Copy(src, dst string, perm fs.FileMode) (bool, error) {
+	f, err := os.Open(r.Path(src))
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return false, err
+	}
+	return r.WriteFile(dst, data, perm)
+}

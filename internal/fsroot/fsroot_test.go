@@ -1,0 +1,76 @@
+package fsroot
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestWriteIsAtomicBacksUpAndIsANoOpWhenSame(t *testing.T) {
+	dir := t.TempDir()
+	r := New(dir).WithBackupDir("/var/lib/harden/backup/run1")
+
+	changed, err := r.WriteFile("/etc/ssh/sshd_config.d/00-harden.conf", []byte("A\n"), 0o600)
+	require.NoError(t, err)
+	assert.True(t, changed)
+	got, err := os.ReadFile(filepath.Join(dir, "etc/ssh/sshd_config.d/00-harden.conf"))
+	require.NoError(t, err)
+	assert.Equal(t, "A\n", string(got))
+
+	changed, err = r.WriteFile("/etc/ssh/sshd_config.d/00-harden.conf", []byte("A\n"), 0o600)
+	require.NoError(t, err)
+	assert.False(t, changed, "same content and mode: nothing written")
+	_, err = os.Stat(filepath.Join(dir, "var/lib/harden/backup/run1"))
+	assert.True(t, os.IsNotExist(err), "no backup when nothing was replaced")
+
+	changed, err = r.WriteFile("/etc/ssh/sshd_config.d/00-harden.conf", []byte("B\n"), 0o644)
+	require.NoError(t, err)
+	assert.True(t, changed)
+	backup, err := os.ReadFile(filepath.Join(dir, "var/lib/harden/backup/run1/etc/ssh/sshd_config.d/00-harden.conf"))
+	require.NoError(t, err)
+	assert.Equal(t, "A\n", string(backup), "the original is kept")
+	fi, err := os.Stat(filepath.Join(dir, "etc/ssh/sshd_config.d/00-harden.conf"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "etc/ssh/sshd_config.d/.harden-tmp-*"))
+	assert.Empty(t, leftovers)
+}
+
+func TestPathsStayUnderTheRoot(t *testing.T) {
+	r := New("/tmp/root")
+	assert.Equal(t, "/tmp/root/etc/passwd", r.Path("/../../etc/passwd"))
+	_, err := r.ReadFile("etc/passwd")
+	assert.ErrorContains(t, err, "not an absolute path")
+}
+
+func TestRemoveBacksUp(t *testing.T) {
+	dir := t.TempDir()
+	r := New(dir).WithBackupDir("/bk")
+	_, err := r.WriteFile("/etc/audit/rules.d/old.rules", []byte("-w /x\n"), 0o640)
+	require.NoError(t, err)
+	removed, err := r.Remove("/etc/audit/rules.d/old.rules")
+	require.NoError(t, err)
+	assert.True(t, removed)
+	b, err := r.ReadFile("/bk/etc/audit/rules.d/old.rules")
+	require.NoError(t, err)
+	assert.Equal(t, "-w /x\n", string(b))
+	removed, err = r.Remove("/etc/audit/rules.d/old.rules")
+	require.NoError(t, err)
+	assert.False(t, removed)
+}
+
+func TestWriteStateMakesNoBackup(t *testing.T) {
+	r := New(t.TempDir()).WithBackupDir("/backup")
+	require.NoError(t, r.WriteState("/var/lib/harden/last-run.json", []byte("1"), 0o644))
+	require.NoError(t, r.WriteState("/var/lib/harden/last-run.json", []byte("2"), 0o644))
+	got, err := r.ReadFile("/var/lib/harden/last-run.json")
+	require.NoError(t, err)
+	require.Equal(t, "2", string(got))
+	_, err = r.Stat("/backup")
+	require.ErrorIs(t, err, fs.ErrNotExist)
+}

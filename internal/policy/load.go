@@ -1,0 +1,204 @@
+package policy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/harden-dev/harden/assets"
+)
+
+// DefaultPath is where the machine's policy lives; without it the embedded default applies.
+const DefaultPath = "/etc/harden/policy.yaml"
+
+// EmbeddedName names the embedded default in errors and reports.
+const EmbeddedName = "embedded:policy.yaml"
+
+// Default returns a fresh copy of the embedded default policy. The default is tested to load,
+// so a failure here is a build defect, not a runtime condition.
+func Default() *Policy {
+	embedded := embeddedOnce()
+	p := embedded.clone()
+	p.source = &source{file: EmbeddedName, pos: copyPos(embedded.source.pos)}
+	return &p
+}
+
+// embeddedOnce parses the embedded default once per process; callers get clones.
+var embeddedOnce = sync.OnceValue(func() *Policy {
+	p, err := parseOver(EmbeddedName, assets.Policy, nil)
+	if err != nil {
+		panic("embedded default policy is invalid: " + err.Error())
+	}
+	return p
+})
+
+// Parse reads a policy document laid over base (nil: over the embedded default). On any problem it returns Errors,
+// each with file:line:col and the field path, and no policy.
+func Parse(file string, data []byte, base *Policy) (*Policy, error) {
+	if base == nil {
+		base = Default()
+	}
+	return parseOver(file, data, base)
+}
+
+// parseOver decodes data over base, or over zero values when base is nil (the embedded
+// default itself).
+func parseOver(file string, data []byte, base *Policy) (*Policy, error) {
+	p := &Policy{source: &source{file: file, pos: map[string]Pos{}}}
+	if base != nil {
+		*p = base.clone()
+		p.source = &source{file: file, pos: copyPos(base.source.pos)}
+		p.Version = 0 // every file states its version
+		delete(p.source.pos, "version")
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Errors{syntaxError(file, err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil, Errors{{Pos: Pos{File: file}, Msg: "empty policy: want at least `version: 1`"}}
+	}
+	d := &decoder{src: p.source}
+	d.decode(doc.Content[0], reflect.ValueOf(p).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	if errs := validate(p); len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns yaml.v3's "yaml: line N: msg" into a placed error. yaml.v3 does not
+// report a column for syntax errors, so the position is file:line.
+func syntaxError(file string, err error) *FieldError {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &FieldError{Pos: Pos{File: file}, Msg: "YAML syntax: " + err.Error()}
+	}
+	line, _ := strconv.Atoi(m[1])
+	return &FieldError{Pos: Pos{File: file, Line: line}, Msg: "YAML syntax: " + m[2]}
+}
+
+// FileCheck says whether LoadFile checks the file's owner and mode. Production always does;
+// `policy validate --content-only` lints a policy in a repository checkout.
+type FileCheck bool
+
+const (
+	CheckOwner FileCheck = true
+	SkipOwner  FileCheck = false
+)
+
+// LoadFile reads and parses a policy file over the embedded default. With CheckOwner, a file
+// (or its directory) that is not owned by root or is writable by group or others is refused:
+// whoever can write the policy can open the firewall.
+func LoadFile(path string, check FileCheck) (*Policy, error) {
+	if check == CheckOwner {
+		if err := checkOwner(path); err != nil {
+			return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
+	}
+	return Parse(path, data, nil)
+}
+
+func checkOwner(path string) error {
+	for _, p := range []string{path, filepath.Dir(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("cannot read the owner of %s", p)
+		}
+		if st.Uid != 0 {
+			return fmt.Errorf("refused: %s is owned by uid %d, not root", p, st.Uid)
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("refused: %s is writable by group or others (mode %04o)", p, fi.Mode().Perm())
+		}
+	}
+	return nil
+}
+
+// File is the policy's source: a path or EmbeddedName.
+func (p *Policy) File() string { return p.source.file }
+
+// IsEmbedded reports whether this is the embedded default, unchanged.
+func (p *Policy) IsEmbedded() bool { return p.source.file == EmbeddedName }
+
+// Where returns the position of a field path (e.g. "firewall.allow[0].why"), or of its
+// nearest recorded parent, so errors found after loading still point into the file.
+func (p *Policy) Where(field string) Pos {
+	for f := field; ; {
+		if pos, ok := p.source.pos[f]; ok {
+			return pos
+		}
+		i := lastSep(f)
+		if i < 0 {
+			return Pos{File: p.source.file}
+		}
+		f = f[:i]
+	}
+}
+
+func lastSep(f string) int {
+	for i := len(f) - 1; i >= 0; i-- {
+		if f[i] == '.' || f[i] == '[' {
+			return i
+		}
+	}
+	return -1
+}
+
+// YAML renders the effective policy; the output is itself a valid policy.
+func (p *Policy) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
+}
+
+// clone deep-copies the policy through its own YAML form, so a base is never aliased.
+func (p *Policy) clone() Policy {
+	data, err := p.YAML()
+	if err != nil {
+		panic("policy does not marshal: " + err.Error())
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		panic("policy YAML does not parse: " + err.Error())
+	}
+	out := Policy{source: &source{pos: map[string]Pos{}}}
+	d := &decoder{src: out.source}
+	d.decode(doc.Content[0], reflect.ValueOf(&out).Elem(), "")
+	if len(d.errs) > 0 {
+		panic("policy YAML does not decode: " + d.errs.Error())
+	}
+	return out
+}
+
+func copyPos(m map[string]Pos) map[string]Pos {
+	out := make(map[string]Pos, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
