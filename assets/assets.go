@@ -2,10 +2,15 @@
 // (added by the steps that own them) the audit baseline, systemd units and ClamAV settings.
 package assets
 
-import _ "embed"
+import "embed"
 
 // Policy is the embedded default policy: a private VM reachable over SSH from the private
 // network only. It is also the fail-closed firewall when the machine's policy cannot be loaded.
 //
 //go:embed policy.yaml
 var Policy []byte
+
+// Units are the systemd units `harden install` writes to /etc/systemd/system (units/*).
+//
+//go:embed units
+var Units embed.FS

@@ -1,0 +1,230 @@
+package install
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/fsroot"
+)
+
+type countReload struct{ n int }
+
+func (c *countReload) Reload(context.Context) error { c.n++; return nil }
+
+func rootWithBinary(t *testing.T) fsroot.Root {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "usr/local/sbin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, Binary), []byte("#!/bin/sh\n"), 0o755))
+	return fsroot.New(dir).WithBackupDir("/var/lib/harden/backup/test")
+}
+
+func TestInstallWritesAndEnablesUnits(t *testing.T) {
+	root := rootWithBinary(t)
+	rl := &countReload{}
+	changes, err := Run(context.Background(), Options{Root: root, Reload: rl})
+	require.NoError(t, err)
+	assert.Equal(t, 1, rl.n, "one daemon-reload after changes")
+
+	units, err := Units()
+	require.NoError(t, err)
+	for _, u := range units {
+		b, err := os.ReadFile(root.Path("/etc/systemd/system/" + u.Name))
+		require.NoError(t, err)
+		assert.Equal(t, u.Data, b)
+	}
+	// The links systemctl enable would make, and no others (harden-audit.service is started
+	// by its timer only).
+	for link, target := range map[string]string{
+		"sysinit.target.wants/harden-firewall.service": "harden-firewall.service",
+		"multi-user.target.wants/harden.service":       "harden.service",
+		"multi-user.target.wants/harden-watch.service": "harden-watch.service",
+		"timers.target.wants/harden-audit.timer":       "harden-audit.timer",
+	} {
+		got, err := os.Readlink(root.Path("/etc/systemd/system/" + link))
+		require.NoError(t, err, link)
+		assert.Equal(t, "/etc/systemd/system/"+target, got)
+	}
+	_, err = os.Lstat(root.Path("/etc/systemd/system/multi-user.target.wants/harden-audit.service"))
+	assert.True(t, os.IsNotExist(err))
+	assert.Len(t, changes, len(units)+4)
+}
+
+func TestInstallIsIdempotent(t *testing.T) {
+	root := rootWithBinary(t)
+	_, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	before := enginetest.TreeDigest(t, root.Dir())
+	rl := &countReload{}
+	changes, err := Run(context.Background(), Options{Root: root, Reload: rl})
+	require.NoError(t, err)
+	assert.Empty(t, changes)
+	assert.Zero(t, rl.n, "no reload when nothing changed")
+	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
+}
+
+func TestInstallDryRunChangesNothing(t *testing.T) {
+	root := rootWithBinary(t)
+	before := enginetest.TreeDigest(t, root.Dir())
+	rl := &countReload{}
+	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Reload: rl})
+	require.NoError(t, err)
+	assert.NotEmpty(t, changes)
+	assert.Zero(t, rl.n)
+	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
+}
+
+func TestInstallRepairsDriftAndKeepsBackup(t *testing.T) {
+	root := rootWithBinary(t)
+	_, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	unit := "/etc/systemd/system/harden.service"
+	require.NoError(t, os.WriteFile(root.Path(unit), []byte("[Service]\nExecStart=/bin/false\n"), 0o644))
+	wants := root.Path("/etc/systemd/system/multi-user.target.wants/harden.service")
+	require.NoError(t, os.Remove(wants))
+	require.NoError(t, os.Symlink("/dev/null", wants))
+
+	changes, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []Change{
+		{Object: unit, Action: "update"},
+		{Object: "/etc/systemd/system/multi-user.target.wants/harden.service", Action: "link"},
+	}, changes)
+	backup, err := os.ReadFile(root.Path("/var/lib/harden/backup/test" + unit))
+	require.NoError(t, err)
+	assert.Contains(t, string(backup), "/bin/false")
+}
+
+func TestInstallRefusesWithoutBinary(t *testing.T) {
+	root := fsroot.New(t.TempDir())
+	_, err := Run(context.Background(), Options{Root: root})
+	require.ErrorContains(t, err, "/usr/local/sbin/harden is not an executable file")
+	entries, _ := os.ReadDir(root.Dir())
+	assert.Empty(t, entries, "nothing written")
+}
+
+func TestInstallRefusesRegularFileInWantsDir(t *testing.T) {
+	root := rootWithBinary(t)
+	p := root.Path("/etc/systemd/system/multi-user.target.wants/harden.service")
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	require.NoError(t, os.WriteFile(p, []byte("x"), 0o644))
+	_, err := Run(context.Background(), Options{Root: root})
+	require.ErrorContains(t, err, "is not a symlink")
+}
+
+func TestInstallTargets(t *testing.T) {
+	dirs, err := InstallTargets([]byte("[Unit]\nWantedBy=x.target\n[Install]\n# c\nWantedBy=a.target b.target\nRequiredBy = c.target\n"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a.target.wants", "b.target.wants", "c.target.requires"}, dirs)
+	_, err = InstallTargets([]byte("[Install]\nAlias=foo.service\n"))
+	require.ErrorContains(t, err, "line 2: [Install] Alias=")
+}
+
+// The units' own contract (DESIGN.md, Boot): checked here so an edit of a unit that breaks
+// the boot order fails a unit test, not only a VM boot.
+func TestUnitsOrdering(t *testing.T) {
+	units, err := Units()
+	require.NoError(t, err)
+	byName := map[string]string{}
+	for _, u := range units {
+		byName[u.Name] = string(u.Data)
+	}
+	fw := byName["harden-firewall.service"]
+	assert.Contains(t, fw, "DefaultDependencies=no")
+	assert.Contains(t, fw, "Before=network-pre.target")
+	assert.Contains(t, fw, "ExecStart=/usr/local/sbin/harden apply --only firewall")
+	h := byName["harden.service"]
+	assert.Regexp(t, `(?m)^After=.*dbus\.service.*auditd\.service`, h)
+	assert.Regexp(t, `(?m)^Before=.*ssh\.service`, h)
+	assert.Contains(t, byName["harden-audit.service"], "harden apply --dry-run --detailed-exitcode --record")
+	assert.Contains(t, byName["harden-audit.timer"], "OnCalendar=daily")
+	assert.Contains(t, byName["harden-watch.service"], "ExecStart=/usr/local/sbin/harden watch")
+	// systemd-analyze verify, when the host has it, catches syntax errors in every unit.
+	if _, err := exec.LookPath("systemd-analyze"); err == nil {
+		dir := t.TempDir()
+		for n, d := range byName {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte(d), 0o644))
+		}
+		out, err := exec.Command("systemd-analyze", "verify", "--man=no", "--root", dir).CombinedOutput()
+		t.Logf("systemd-analyze verify: err=%v\n%s", err, out)
+	}
+}
+
+func TestStamp(t *testing.T) {
+	root := fsroot.New(t.TempDir())
+	require.NoError(t, os.MkdirAll(root.Path("/var/lib/clamav"), 0o755))
+	require.NoError(t, os.WriteFile(root.Path("/var/lib/clamav/freshclam.dat"), []byte("uuid and cool-down"), 0o644))
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.FixedZone("x", 3600))
+	changes, err := Stamp(root, now, "img-42")
+	require.NoError(t, err)
+	assert.Equal(t, []Change{{StampFile, "write"}, {"/var/lib/clamav/freshclam.dat", "remove"}}, changes)
+	b, err := os.ReadFile(root.Path(StampFile))
+	require.NoError(t, err)
+	assert.Equal(t, "BUILD_TIME=2026-11-23T11:00:00Z\nIMAGE_ID=img-42\n", string(b))
+	built, id, err := ReadStamp(root)
+	require.NoError(t, err)
+	assert.True(t, built.Equal(now))
+	assert.Equal(t, "img-42", id)
+
+	again, err := Stamp(root, now, "img-42")
+	require.NoError(t, err)
+	assert.Empty(t, again, "same stamp, nothing left to remove")
+
+	_, err = Stamp(root, now, "bad\nid")
+	require.ErrorContains(t, err, "image id")
+}
+
+// TestDBusReloaderCallsManagerReload talks to a real dbus-daemon (private bus) on which a
+// fake org.freedesktop.systemd1 counts Reload calls: go-systemd's client and the wire are real.
+func TestDBusReloaderCallsManagerReload(t *testing.T) {
+	daemon, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Skip("dbus-daemon not installed")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bus")
+	conf := filepath.Join(dir, "bus.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=`+sock+`</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`), 0o644))
+	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "unix:path=" + sock
+	dial := func() (*dbus.Conn, error) {
+		c, err := dbus.Dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Auth(nil); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, c.Hello()
+	}
+	var server *dbus.Conn
+	require.Eventually(t, func() bool { server, err = dial(); return err == nil }, 5*time.Second, 20*time.Millisecond)
+	defer server.Close()
+	m := &fakeManager{}
+	require.NoError(t, server.Export(m, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"))
+	reply, err := server.RequestName("org.freedesktop.systemd1", dbus.NameFlagDoNotQueue)
+	require.NoError(t, err)
+	require.Equal(t, dbus.RequestNameReplyPrimaryOwner, reply)
+
+	require.NoError(t, DBusReloader{Dial: dial}.Reload(context.Background()))
+	assert.Equal(t, 1, m.reloads)
+}
+
+type fakeManager struct{ reloads int }
+
+func (m *fakeManager) Reload() *dbus.Error { m.reloads++; return nil }
