@@ -8,28 +8,31 @@ import (
 
 // WriteMetrics writes the report in node_exporter's textfile-collector format, so a fleet's
 // Prometheus sees every machine's last run: per-step status, changes, findings, duration.
+// Every series carries dry_run, so the apply file and the drift timer's dry-run file can sit
+// in the same collector directory without duplicate series.
 func (r *Report) WriteMetrics(w io.Writer) error {
 	var b strings.Builder
-	help := func(name, typ, text string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, typ)
+	dr := fmt.Sprintf("dry_run=%q", fmt.Sprint(r.DryRun))
+	gauge := func(name, text string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, text, name)
 	}
-	help("harden_last_run_timestamp_seconds", "gauge", "Start of harden's last run (Unix time).")
-	fmt.Fprintf(&b, "harden_last_run_timestamp_seconds{dry_run=\"%t\"} %d\n", r.DryRun, r.Started.Unix())
-	help("harden_last_run_success", "gauge", "1 if the last run did not fail.")
-	fmt.Fprintf(&b, "harden_last_run_success{dry_run=\"%t\"} %d\n", r.DryRun, b2i(!r.Failed()))
-	help("harden_last_run_duration_seconds", "gauge", "Duration of the last run.")
-	fmt.Fprintf(&b, "harden_last_run_duration_seconds{dry_run=\"%t\"} %g\n", r.DryRun, r.DurationSeconds)
-	help("harden_fail_closed", "gauge", "1 if the policy did not load and the default firewall was applied.")
-	fmt.Fprintf(&b, "harden_fail_closed %d\n", b2i(r.FailClosed))
-	help("harden_step_status", "gauge", "1 for the step's status in the last run.")
+	gauge("harden_last_run_timestamp_seconds", "Start of harden's last run (Unix time).")
+	fmt.Fprintf(&b, "harden_last_run_timestamp_seconds{%s} %d\n", dr, r.Started.Unix())
+	gauge("harden_last_run_success", "1 if the last run did not fail.")
+	fmt.Fprintf(&b, "harden_last_run_success{%s} %d\n", dr, b2i(!r.Failed()))
+	gauge("harden_last_run_duration_seconds", "Duration of the last run.")
+	fmt.Fprintf(&b, "harden_last_run_duration_seconds{%s} %g\n", dr, r.DurationSeconds)
+	gauge("harden_fail_closed", "1 if the policy did not load and the default firewall was applied.")
+	fmt.Fprintf(&b, "harden_fail_closed{%s} %d\n", dr, b2i(r.FailClosed))
+	gauge("harden_step_status", "1 for the step's status in the last run.")
 	for _, s := range r.Steps {
-		fmt.Fprintf(&b, "harden_step_status{step=%q,status=%q} 1\n", s.Name, s.Status)
+		fmt.Fprintf(&b, "harden_step_status{%s,step=%q,status=%q} 1\n", dr, s.Name, s.Status)
 	}
-	help("harden_step_changes", "gauge", "Changes applied (dry-run: planned) by the step.")
+	gauge("harden_step_changes", "Changes applied (dry-run: planned) by the step.")
 	for _, s := range r.Steps {
-		fmt.Fprintf(&b, "harden_step_changes{step=%q} %d\n", s.Name, len(s.Changes))
+		fmt.Fprintf(&b, "harden_step_changes{%s,step=%q} %d\n", dr, s.Name, len(s.Changes))
 	}
-	help("harden_step_findings", "gauge", "Findings of the step by severity.")
+	gauge("harden_step_findings", "Findings of the step by severity.")
 	for _, s := range r.Steps {
 		for _, sev := range []Severity{Info, Warning, Critical} {
 			n := 0
@@ -38,12 +41,12 @@ func (r *Report) WriteMetrics(w io.Writer) error {
 					n++
 				}
 			}
-			fmt.Fprintf(&b, "harden_step_findings{step=%q,severity=%q} %d\n", s.Name, sev, n)
+			fmt.Fprintf(&b, "harden_step_findings{%s,step=%q,severity=%q} %d\n", dr, s.Name, sev, n)
 		}
 	}
-	help("harden_step_duration_seconds", "gauge", "Duration of the step.")
+	gauge("harden_step_duration_seconds", "Duration of the step.")
 	for _, s := range r.Steps {
-		fmt.Fprintf(&b, "harden_step_duration_seconds{step=%q} %g\n", s.Name, s.DurationSeconds)
+		fmt.Fprintf(&b, "harden_step_duration_seconds{%s,step=%q} %g\n", dr, s.Name, s.DurationSeconds)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

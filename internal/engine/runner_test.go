@@ -1,0 +1,301 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/changelog"
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/policy"
+)
+
+// counter is a fake step that wants a value to reach `want`, one change per missing unit.
+type counter struct {
+	name        string
+	have, want  int
+	stuck       bool // Apply "succeeds" but changes nothing: must fail convergence
+	planErr     error
+	panicApply  bool
+	block       bool // Plan blocks until the context ends
+	findings    []*engine.Finding
+	applyCalled int
+	order       *[]string
+}
+
+func (c *counter) Name() string { return c.name }
+
+func (c *counter) Plan(ctx context.Context, _ *engine.Env) (*engine.Plan, error) {
+	if c.order != nil {
+		*c.order = append(*c.order, c.name)
+	}
+	if c.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if c.planErr != nil {
+		return nil, c.planErr
+	}
+	p := &engine.Plan{Findings: c.findings}
+	for i := c.have; i < c.want; i++ {
+		p.Add(&engine.Change{Object: c.name + " value", Action: engine.ActionSet, Before: itoa(i), After: itoa(i + 1),
+			Reason: "test.want", Do: func(context.Context) error {
+				if !c.stuck {
+					c.have++
+				}
+				return nil
+			}})
+	}
+	return p, nil
+}
+
+func (c *counter) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	c.applyCalled++
+	if c.panicApply {
+		panic("boom")
+	}
+	return engine.ApplyChanges(ctx, p)
+}
+
+func itoa(i int) string { return string(rune('0' + i)) }
+
+func run(t *testing.T, opts engine.Options, steps ...engine.Step) (*engine.Report, *changelog.Memory) {
+	t.Helper()
+	env := enginetest.Env(t, nil, nil)
+	mem := &changelog.Memory{}
+	r := &engine.Runner{Steps: steps, Log: changelog.New(mem, env.RunID)}
+	rep, err := r.Run(context.Background(), env, opts)
+	require.NoError(t, err)
+	return rep, mem
+}
+
+func TestApplyConvergesAndLogsEveryChange(t *testing.T) {
+	a := &counter{name: "a", want: 2}
+	rep, mem := run(t, engine.Options{}, a)
+	assert.Equal(t, engine.StatusChanged, rep.Steps[0].Status)
+	assert.Equal(t, 2, a.have)
+	assert.Equal(t, 2, rep.ChangeCount())
+	assert.Len(t, mem.ByID(changelog.MsgChange), 2)
+	assert.Len(t, mem.ByID(changelog.MsgRun), 1)
+	assert.Equal(t, 0, rep.ExitCode(false))
+	assert.Equal(t, 2, rep.ExitCode(true))
+
+	rep, _ = run(t, engine.Options{}, a)
+	assert.Equal(t, engine.StatusOK, rep.Steps[0].Status)
+	assert.Equal(t, 0, rep.ExitCode(true))
+}
+
+func TestDryRunPlansOnlyAndRecordsNothing(t *testing.T) {
+	a := &counter{name: "a", want: 1}
+	rep, mem := run(t, engine.Options{DryRun: true}, a)
+	assert.Equal(t, engine.StatusPending, rep.Steps[0].Status)
+	assert.Zero(t, a.applyCalled)
+	assert.Empty(t, mem.Entries)
+	assert.Equal(t, 2, rep.ExitCode(true))
+	assert.Equal(t, engine.StatusPending, rep.Status)
+
+	// --record (the drift timer) keeps the journal records but still applies nothing.
+	_, mem = run(t, engine.Options{DryRun: true, Record: true}, a)
+	assert.Zero(t, a.applyCalled)
+	assert.Empty(t, mem.ByID(changelog.MsgChange), "nothing was applied, so no change record")
+	assert.Len(t, mem.ByID(changelog.MsgRun), 1)
+}
+
+func TestStepThatDoesNotConvergeFails(t *testing.T) {
+	a := &counter{name: "a", want: 1, stuck: true}
+	rep, mem := run(t, engine.Options{}, a)
+	assert.Equal(t, engine.StatusFailed, rep.Steps[0].Status)
+	assert.Contains(t, rep.Steps[0].Error, "did not converge")
+	assert.Equal(t, 1, rep.ExitCode(true))
+	assert.Len(t, mem.ByID(changelog.MsgStepFailed), 1)
+}
+
+func TestOneFailingStepDoesNotStopTheOthers(t *testing.T) {
+	var order []string
+	steps := []engine.Step{
+		&counter{name: "a", want: 1, order: &order},
+		&counter{name: "b", planErr: errors.New("cannot read"), order: &order},
+		&counter{name: "c", want: 1, panicApply: true, order: &order},
+		&counter{name: "d", want: 1, order: &order},
+	}
+	rep, _ := run(t, engine.Options{}, steps...)
+	got := map[string]string{}
+	for _, s := range rep.Steps {
+		got[s.Name] = s.Status
+	}
+	assert.Equal(t, map[string]string{"a": "changed", "b": "failed", "c": "failed", "d": "changed"}, got)
+	assert.Contains(t, rep.Steps[2].Error, "panic: boom")
+	assert.Equal(t, []string{"a", "a", "b", "c", "d", "d"}, order, "fixed order, re-plan after apply")
+	require.Error(t, rep.Err)
+	assert.Contains(t, rep.Err.Error(), "b: plan: cannot read")
+	assert.Equal(t, engine.StatusFailed, rep.Status)
+}
+
+func TestOnlySelectsAndRejectsUnknownSteps(t *testing.T) {
+	a, b := &counter{name: "a", want: 1}, &counter{name: "b", want: 1}
+	rep, _ := run(t, engine.Options{Only: []string{"b"}}, a, b)
+	assert.Equal(t, engine.StatusSkipped, rep.Steps[0].Status)
+	assert.Equal(t, engine.StatusChanged, rep.Steps[1].Status)
+	assert.Zero(t, a.have)
+
+	env := enginetest.Env(t, nil, nil)
+	r := &engine.Runner{Steps: []engine.Step{a}, Log: changelog.New(&changelog.Memory{}, "x")}
+	_, err := r.Run(context.Background(), env, engine.Options{Only: []string{"nope"}})
+	require.ErrorContains(t, err, `unknown step "nope"`)
+}
+
+func TestFailClosedRunsOnlyTheFirewall(t *testing.T) {
+	fw, other := &counter{name: engine.FailClosedStep, want: 1}, &counter{name: "sshd", want: 1}
+	rep, mem := run(t, engine.Options{FailClosed: true, PolicyError: errors.New("policy.yaml:3:1: bad"), PolicyName: "policy.yaml",
+		Only: []string{"sshd"}}, fw, other)
+	assert.Equal(t, engine.StatusChanged, rep.Steps[0].Status, "the firewall runs even when --only excludes it")
+	assert.Equal(t, engine.StatusSkipped, rep.Steps[1].Status)
+	assert.Zero(t, other.have)
+	assert.Equal(t, 1, rep.ExitCode(true), "a bad policy is an error even though the firewall was applied")
+	assert.Len(t, mem.ByID(changelog.MsgFailClosed), 1)
+	assert.True(t, rep.FailClosed)
+}
+
+func TestFailOnSeverity(t *testing.T) {
+	warn := &counter{name: "os", findings: []*engine.Finding{{ID: "os.image-too-old", Severity: engine.Warning, Message: "old"}}}
+	rep, mem := run(t, engine.Options{}, warn)
+	assert.Equal(t, 0, rep.ExitCode(true), "default fail_on is critical")
+	assert.Len(t, mem.ByID(changelog.MsgFinding), 1)
+
+	env := enginetest.Env(t, nil, nil)
+	env.Policy.Run.FailOn = "warning"
+	r := &engine.Runner{Steps: []engine.Step{warn}, Log: changelog.New(&changelog.Memory{}, "x")}
+	rep, err := r.Run(context.Background(), env, engine.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.ExitCode(false))
+}
+
+func TestTimeoutAndCancellation(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	env.Policy.Run.Timeouts = map[string]policy.Duration{"slow": policy.Duration(50 * time.Millisecond)}
+	slow, after := &counter{name: "slow", block: true}, &counter{name: "after", want: 1}
+	r := &engine.Runner{Steps: []engine.Step{slow, after}, Log: changelog.New(&changelog.Memory{}, "x")}
+	rep, err := r.Run(context.Background(), env, engine.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, engine.StatusFailed, rep.Steps[0].Status)
+	assert.Contains(t, rep.Steps[0].Error, "deadline exceeded")
+	assert.Equal(t, engine.StatusChanged, rep.Steps[1].Status, "a step timeout does not stop the run")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	after.have = 0
+	rep, err = r.Run(ctx, env, engine.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, engine.StatusCancelled, rep.Steps[0].Status)
+	assert.Equal(t, engine.StatusCancelled, rep.Steps[1].Status)
+	assert.Zero(t, after.have)
+	assert.Equal(t, 1, rep.ExitCode(false))
+}
+
+func TestApplyChangesStopsBetweenChangesWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	p := &engine.Plan{}
+	for i := 0; i < 3; i++ {
+		p.Add(&engine.Change{Object: "x", Action: "set", Do: func(context.Context) error { n++; cancel(); return nil }})
+	}
+	err := engine.ApplyChanges(ctx, p)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 1, n)
+	assert.True(t, p.Changes[0].Applied)
+	assert.False(t, p.Changes[1].Applied)
+}
+
+func TestReportJSONAndText(t *testing.T) {
+	rep, _ := run(t, engine.Options{DryRun: true, PolicyName: "p.yaml", Version: "v1"},
+		&counter{name: "a", want: 1, findings: []*engine.Finding{{ID: "a.x", Severity: engine.Info, Message: "note"}}},
+		&counter{name: "b"})
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&buf))
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &doc))
+	for _, k := range []string{"run_id", "dry_run", "steps", "status", "policy", "version", "started"} {
+		assert.Contains(t, doc, k)
+	}
+	steps := doc["steps"].([]any)
+	b := steps[1].(map[string]any)
+	assert.Equal(t, []any{}, b["changes"], "empty lists are [] not null")
+	a := steps[0].(map[string]any)
+	ch := a["changes"].([]any)[0].(map[string]any)
+	assert.Equal(t, "a value", ch["object"])
+	assert.Equal(t, "test.want", ch["reason"])
+
+	buf.Reset()
+	require.NoError(t, rep.WriteText(&buf))
+	text := buf.String()
+	assert.Contains(t, text, "~ set a value")
+	assert.Contains(t, text, "0 -> 1")
+	assert.Contains(t, text, "why: test.want")
+	assert.Contains(t, text, "! info a.x: note")
+	assert.Contains(t, text, "pending: 1 change(s) to apply")
+}
+
+func TestMetricsAndSavedReport(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	r := &engine.Runner{Steps: []engine.Step{&counter{name: "a", want: 1}}, Log: changelog.New(&changelog.Memory{}, "x")}
+	rep, err := r.Run(context.Background(), env, engine.Options{DryRun: true})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, rep))
+
+	prom, err := env.Root.ReadFile(strings.Replace(env.Policy.Run.Metrics, ".prom", "-dryrun.prom", 1))
+	require.NoError(t, err)
+	assert.Contains(t, string(prom), `harden_step_changes{dry_run="true",step="a"} 1`)
+	assert.Contains(t, string(prom), `harden_step_status{dry_run="true",step="a",status="pending"} 1`)
+	for _, line := range strings.Split(strings.TrimSpace(string(prom)), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			assert.Regexp(t, `^harden_[a-z_]+\{[^}]*\} [0-9.e+-]+$`, line)
+		}
+	}
+	js, err := env.Root.ReadFile(strings.Replace(env.Policy.Run.Report, ".json", "-dryrun.json", 1))
+	require.NoError(t, err)
+	assert.Contains(t, string(js), `"dry_run": true`)
+	_, err = env.Root.Stat(env.Policy.Run.Report)
+	assert.Error(t, err, "a dry-run never overwrites the last apply's report")
+}
+
+func TestLockIsExclusiveForApplyAndSharedForDryRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "harden.lock")
+	ctx := context.Background()
+	apply, err := engine.Acquire(ctx, path, true, time.Second)
+	require.NoError(t, err)
+	_, err = engine.Acquire(ctx, path, false, 100*time.Millisecond)
+	require.ErrorContains(t, err, "another harden run holds")
+	require.NoError(t, apply.Release())
+
+	d1, err := engine.Acquire(ctx, path, false, time.Second)
+	require.NoError(t, err)
+	d2, err := engine.Acquire(ctx, path, false, time.Second)
+	require.NoError(t, err, "dry-runs may overlap")
+	_, err = engine.Acquire(ctx, path, true, 100*time.Millisecond)
+	require.Error(t, err)
+	require.NoError(t, d1.Release())
+	require.NoError(t, d2.Release())
+}
+
+func TestRestartQueue(t *testing.T) {
+	q := &engine.RestartQueue{}
+	q.Request("clamav-daemon.service", "clamd.conf changed")
+	q.Request("b.service", "x")
+	q.Request("clamav-daemon.service", "OnAccessPrevention changed")
+	p := q.Pending()
+	require.Len(t, p, 2)
+	assert.Equal(t, "b.service", p[0].Unit)
+	assert.Equal(t, []string{"clamd.conf changed", "OnAccessPrevention changed"}, p[1].Reasons)
+	q.Done("b.service")
+	assert.Len(t, q.Pending(), 1)
+}
