@@ -43,6 +43,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"apply":   runApply,
 	"policy":  runPolicy,
 	"version": runVersion,
+	"install": runInstall,
+	"stamp":   runStamp,
 }
 
 func main() {

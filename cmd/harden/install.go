@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/install"
+)
+
+// runInstall: `harden install [--root DIR] [--dry-run]`. On a live machine (--root /) it
+// reloads systemd over D-Bus after a change; with another root (an image tree being built)
+// there is no systemd to tell.
+func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("install", stderr)
+	root := fs.String("root", "/", "install into this root (an image tree) instead of the machine")
+	dryRun := fs.Bool("dry-run", false, "list what would change, change nothing")
+	noReload := fs.Bool("no-reload", false, "do not ask systemd to reload (no D-Bus, e.g. in a chroot)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return 1
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "harden install: unexpected arguments %q\n", pos)
+		return 1
+	}
+	opts := install.Options{Root: fsroot.New(*root).WithBackupDir(backupDirFor("install")), DryRun: *dryRun}
+	if *root == "/" && !*noReload {
+		opts.Reload = install.DBusReloader{}
+	}
+	changes, err := install.Run(ctx, opts)
+	printChanges(stdout, changes, *dryRun)
+	if err != nil {
+		fmt.Fprintf(stderr, "harden install: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func printChanges(w io.Writer, changes []install.Change, dryRun bool) {
+	prefix := ""
+	if dryRun {
+		prefix = "would "
+	}
+	for _, c := range changes {
+		fmt.Fprintf(w, "%s%s\n", prefix, c)
+	}
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "nothing to change")
+	}
+}
