@@ -7,7 +7,8 @@
 # busybox-static openssh-client jq, plus Go. The image is cached in $HARDEN_VM_CACHE
 # (default /var/cache/harden-integration), keyed by a hash of integration/image/; the logs of a
 # failed boot are kept in $HARDEN_VM_ARTIFACTS (default $TMPDIR/harden-integration).
-# HARDEN_VM_CLOUD_INIT=0 skips the (slow) cloud-init boot.
+# HARDEN_VM_CLOUD_INIT=0 skips the (slow) cloud-init boot; HARDEN_VM_KEEP=1 keeps the logs of
+# every boot, not only of failed ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -116,7 +116,14 @@ func handIn(t *testing.T, sc scenario, dir string) {
 		}
 	}
 	if sc.cloud {
-		put("var/lib/harden-seed/user-data", read("../cloud-init.yaml"), 0o600)
+		// The operator's file as it is, except the OS: the test image is Debian (with the
+		// Ubuntu requirement, harden apply would rightly exit 1 on the os finding).
+		ud := string(read("../cloud-init.yaml"))
+		for old, new := range map[string]string{"id: ubuntu": "id: debian", "min_version: latest-lts": `min_version: "12"`} {
+			require.Contains(t, ud, old, "cloud-init.yaml changed: update the test's substitution")
+			ud = strings.Replace(ud, old, new, 1)
+		}
+		put("var/lib/harden-seed/user-data", []byte(ud), 0o600)
 		put("var/lib/harden-seed/meta-data", []byte("instance-id: harden-integration-1\nlocal-hostname: harden-test\n"), 0o644)
 	}
 }
@@ -195,7 +202,7 @@ func run(t *testing.T, sc scenario) {
 	}
 	t.Logf("FIGURE %s-total-s %.0f", sc.name, time.Since(start).Seconds())
 	_ = vm.ExtractResults(filepath.Join(work, "results"))
-	if failed || t.Failed() {
+	if failed || t.Failed() || os.Getenv("HARDEN_VM_KEEP") != "" {
 		keep := artifactsDir(sc.name)
 		_ = os.RemoveAll(keep)
 		_ = os.MkdirAll(filepath.Dir(keep), 0o755)

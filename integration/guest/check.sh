@@ -311,8 +311,18 @@ broken:1)
 	;;
 cloud-init:1)
 	timeout 200 cloud-init status --wait >/dev/null 2>&1
+	if cloud-init schema --config-file /var/lib/harden-seed/user-data >"$RESULTS/schema.txt" 2>&1; then
+		check cloud-init-schema PASS "$(tail -1 "$RESULTS/schema.txt")"
+	else
+		check cloud-init-schema FAIL "$(tr '\n' '|' <"$RESULTS/schema.txt")"
+	fi
 	cloud-init status --long >"$RESULTS/cloud-init-status.txt" 2>&1
 	cp /var/log/cloud-init-output.log "$RESULTS/" 2>/dev/null
+	if grep -qx 'status: done' "$RESULTS/cloud-init-status.txt"; then
+		check cloud-init-status PASS "cloud-init status: done (every module, runcmd included, succeeded)"
+	else
+		check cloud-init-status FAIL "$(tr '\n' '|' <"$RESULTS/cloud-init-status.txt" | cut -c1-400)"
+	fi
 	p=$(stat -c '%U %a' /etc/harden/policy.yaml 2>&1)
 	if [ "$p" = "root 600" ]; then
 		check cloud-init-policy PASS "/etc/harden/policy.yaml written, root 0600"
