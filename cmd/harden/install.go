@@ -7,16 +7,17 @@ import (
 
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/install"
+	"github.com/harden-dev/harden/internal/systemd"
 )
 
-// runInstall: `harden install [--root DIR] [--dry-run]`. On a live machine (--root /) it
-// reloads systemd over D-Bus after a change; with another root (an image tree being built)
-// there is no systemd to tell.
+// runInstall: `harden install [--root DIR] [--dry-run] [--no-dbus]`. On a live machine it
+// enables the units over D-Bus and reloads systemd; with --root (an image tree being built)
+// there is no systemd: it writes the enable symlinks itself.
 func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("install", stderr)
 	root := fs.String("root", "/", "install into this root (an image tree) instead of the machine")
 	dryRun := fs.Bool("dry-run", false, "list what would change, change nothing")
-	noReload := fs.Bool("no-reload", false, "do not ask systemd to reload (no D-Bus, e.g. in a chroot)")
+	noDBus := fs.Bool("no-dbus", false, "enable by symlinks and do not reload systemd (a chroot with no systemd)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return 1
@@ -26,8 +27,14 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	opts := install.Options{Root: fsroot.New(*root).WithBackupDir(backupDirFor("install")), DryRun: *dryRun}
-	if *root == "/" && !*noReload {
-		opts.Reload = install.DBusReloader{}
+	if *root == "/" && !*noDBus && !*dryRun {
+		conn, err := systemd.Connect(ctx, systemd.Options{})
+		if err != nil {
+			fmt.Fprintf(stderr, "harden install: %v (in an image tree use --root DIR; in a chroot --no-dbus)\n", err)
+			return 1
+		}
+		defer conn.Close()
+		opts.Systemd = conn
 	}
 	changes, err := install.Run(ctx, opts)
 	printChanges(stdout, changes, *dryRun)

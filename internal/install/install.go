@@ -1,12 +1,12 @@
 // Package install puts harden's boot units on a machine or into an image tree: it writes the
-// units embedded in assets/units to /etc/systemd/system and enables them the way
-// `systemctl enable` does (a symlink in each [Install] WantedBy=/RequiredBy= target's .wants
-// or .requires directory), then asks a running systemd to reload.
+// units embedded in assets/units to /etc/systemd/system and enables them.
 //
-// Enabling by symlinks, not over D-Bus, is deliberate: it works the same in an image tree
-// (`harden install --root DIR` while building an image, no systemd running) and on a live
-// machine, and it makes the result exactly checkable. On a live machine the caller passes a
-// Reloader (daemon-reload over D-Bus) so systemd sees the new units.
+// Two ways to enable, the same result (a symlink in each [Install] WantedBy=/RequiredBy=
+// target's .wants/.requires directory):
+//   - on a live machine, over D-Bus (internal/systemd: EnableUnitFiles, then daemon-reload,
+//     what `systemctl enable` does), so systemd itself judges the [Install] sections;
+//   - in an image tree (`harden install --root DIR` while building an image; no systemd
+//     runs there) by writing those symlinks directly.
 package install
 
 import (
@@ -24,6 +24,7 @@ import (
 
 	"github.com/harden-dev/harden/assets"
 	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/systemd"
 )
 
 // UnitDir is where the units go: the administrator's directory, above the packages' units.
@@ -32,16 +33,19 @@ const UnitDir = "/etc/systemd/system"
 // Binary is where the units expect harden (their ExecStart=).
 const Binary = "/usr/local/sbin/harden"
 
-// Reloader makes a running systemd re-read its unit files (daemon-reload).
-type Reloader interface {
-	Reload(ctx context.Context) error
+// Systemd is the part of internal/systemd's Manager that install uses (a *systemd.Conn).
+type Systemd interface {
+	Enable(ctx context.Context, names ...string) ([]systemd.FileChange, error)
+	DaemonReload(ctx context.Context) error
 }
 
 // Options for Run.
 type Options struct {
 	Root   fsroot.Root
-	DryRun bool     // list what would change, change nothing
-	Reload Reloader // nil: no systemd to tell (an image tree)
+	DryRun bool // list what would change, change nothing
+	// Systemd enables the units on a live machine; nil means an image tree (symlinks, and
+	// no systemd to reload).
+	Systemd Systemd
 }
 
 // Change is one thing Run did (or, in a dry run, would do).
@@ -95,23 +99,50 @@ func Run(ctx context.Context, opts Options) ([]Change, error) {
 		}
 		changes = append(changes, c...)
 	}
+	enable, err := enableChanges(ctx, opts, units)
+	changes = append(changes, enable...)
+	if err != nil {
+		return changes, err
+	}
+	if len(changes) > 0 && !opts.DryRun && opts.Systemd != nil {
+		if err := opts.Systemd.DaemonReload(ctx); err != nil {
+			return changes, fmt.Errorf("install: units written and enabled, but systemd daemon-reload failed: %w", err)
+		}
+	}
+	return changes, nil
+}
+
+// enableChanges enables every unit with an [Install] section: over D-Bus on a live machine,
+// by symlinks in an image tree. A dry run on a live machine plans the symlinks (systemd has
+// no "would enable"), which is what the D-Bus call would create.
+func enableChanges(ctx context.Context, opts Options, units []Unit) ([]Change, error) {
+	var changes, planned []Change
+	var names []string
 	for _, u := range units {
 		targets, err := InstallTargets(u.Data)
 		if err != nil {
-			return changes, fmt.Errorf("install: %s: %w", u.Name, err)
+			return nil, fmt.Errorf("install: %s: %w", u.Name, err)
+		}
+		if len(targets) > 0 {
+			names = append(names, u.Name)
 		}
 		for _, dir := range targets {
-			c, err := link(opts, dir, u.Name)
+			c, err := link(opts, dir, u.Name, opts.DryRun || opts.Systemd != nil)
 			if err != nil {
 				return changes, err
 			}
-			changes = append(changes, c...)
+			planned = append(planned, c...)
 		}
 	}
-	if len(changes) > 0 && !opts.DryRun && opts.Reload != nil {
-		if err := opts.Reload.Reload(ctx); err != nil {
-			return changes, fmt.Errorf("install: units written, but systemd daemon-reload failed: %w", err)
-		}
+	if opts.Systemd == nil || opts.DryRun {
+		return planned, nil
+	}
+	fc, err := opts.Systemd.Enable(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("install: enabling %v over D-Bus: %w", names, err)
+	}
+	for _, c := range fc {
+		changes = append(changes, Change{Object: c.Filename, Action: "link"})
 	}
 	return changes, nil
 }
@@ -137,7 +168,7 @@ func writeUnit(opts Options, u Unit) ([]Change, error) {
 // link makes UnitDir/<dir>/<unit> a symlink to UnitDir/<unit>, as systemctl enable does. A
 // link that points elsewhere is replaced; a regular file there is an error (someone put it
 // there on purpose).
-func link(opts Options, dir, unit string) ([]Change, error) {
+func link(opts Options, dir, unit string, planOnly bool) ([]Change, error) {
 	name := path.Join(UnitDir, dir, unit)
 	want := path.Join(UnitDir, unit)
 	host := opts.Root.Path(name)
@@ -152,7 +183,7 @@ func link(opts Options, dir, unit string) ([]Change, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	if opts.DryRun {
+	if planOnly {
 		return []Change{{Object: name, Action: "link"}}, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {

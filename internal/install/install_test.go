@@ -9,17 +9,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/systemd"
+	"github.com/harden-dev/harden/internal/systemd/systemdtest"
 )
 
-type countReload struct{ n int }
+// linkingSystemd stands in for systemd in the logic tests: Enable makes the links the image
+// path would (so the tree can be compared) and counts reloads.
+type linkingSystemd struct {
+	root    fsroot.Root
+	reloads int
+	enabled [][]string
+}
 
-func (c *countReload) Reload(context.Context) error { c.n++; return nil }
+func (l *linkingSystemd) Enable(ctx context.Context, names ...string) ([]systemd.FileChange, error) {
+	l.enabled = append(l.enabled, names)
+	changes, err := Run(ctx, Options{Root: l.root}) // the symlink path, on the same tree
+	var out []systemd.FileChange
+	for _, c := range changes {
+		if c.Action == "link" {
+			out = append(out, systemd.FileChange{Type: "symlink", Filename: c.Object})
+		}
+	}
+	return out, err
+}
+
+func (l *linkingSystemd) DaemonReload(context.Context) error { l.reloads++; return nil }
 
 func rootWithBinary(t *testing.T) fsroot.Root {
 	t.Helper()
@@ -31,10 +50,8 @@ func rootWithBinary(t *testing.T) fsroot.Root {
 
 func TestInstallWritesAndEnablesUnits(t *testing.T) {
 	root := rootWithBinary(t)
-	rl := &countReload{}
-	changes, err := Run(context.Background(), Options{Root: root, Reload: rl})
+	changes, err := Run(context.Background(), Options{Root: root})
 	require.NoError(t, err)
-	assert.Equal(t, 1, rl.n, "one daemon-reload after changes")
 
 	units, err := Units()
 	require.NoError(t, err)
@@ -65,22 +82,21 @@ func TestInstallIsIdempotent(t *testing.T) {
 	_, err := Run(context.Background(), Options{Root: root})
 	require.NoError(t, err)
 	before := enginetest.TreeDigest(t, root.Dir())
-	rl := &countReload{}
-	changes, err := Run(context.Background(), Options{Root: root, Reload: rl})
+	changes, err := Run(context.Background(), Options{Root: root})
 	require.NoError(t, err)
 	assert.Empty(t, changes)
-	assert.Zero(t, rl.n, "no reload when nothing changed")
 	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
 }
 
 func TestInstallDryRunChangesNothing(t *testing.T) {
 	root := rootWithBinary(t)
 	before := enginetest.TreeDigest(t, root.Dir())
-	rl := &countReload{}
-	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Reload: rl})
+	sd := &linkingSystemd{root: root}
+	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Systemd: sd})
 	require.NoError(t, err)
-	assert.NotEmpty(t, changes)
-	assert.Zero(t, rl.n)
+	assert.Len(t, changes, 9, "5 units, 4 links")
+	assert.Zero(t, sd.reloads)
+	assert.Empty(t, sd.enabled)
 	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
 }
 
@@ -191,48 +207,54 @@ func TestStamp(t *testing.T) {
 	require.ErrorContains(t, err, "image id")
 }
 
-// TestDBusReloaderCallsManagerReload talks to a real dbus-daemon (private bus) on which a
-// fake org.freedesktop.systemd1 counts Reload calls: go-systemd's client and the wire are real.
-func TestDBusReloaderCallsManagerReload(t *testing.T) {
-	daemon, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("dbus-daemon not installed")
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "bus")
-	conf := filepath.Join(dir, "bus.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>session</type><listen>unix:path=`+sock+`</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`), 0o644))
-	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork")
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "unix:path=" + sock
-	dial := func() (*dbus.Conn, error) {
-		c, err := dbus.Dial(addr)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Auth(nil); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, c.Hello()
-	}
-	var server *dbus.Conn
-	require.Eventually(t, func() bool { server, err = dial(); return err == nil }, 5*time.Second, 20*time.Millisecond)
-	defer server.Close()
-	m := &fakeManager{}
-	require.NoError(t, server.Export(m, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"))
-	reply, err := server.RequestName("org.freedesktop.systemd1", dbus.NameFlagDoNotQueue)
+// The live-machine path: enable over D-Bus, then one daemon-reload; nothing the second time.
+func TestInstallLiveEnablesThenReloads(t *testing.T) {
+	root := rootWithBinary(t)
+	sd := &linkingSystemd{root: root}
+	changes, err := Run(context.Background(), Options{Root: root, Systemd: sd})
 	require.NoError(t, err)
-	require.Equal(t, dbus.RequestNameReplyPrimaryOwner, reply)
+	assert.Len(t, changes, 9)
+	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-watch.service", "harden.service"}}, sd.enabled,
+		"every unit with an [Install] section, in one call; harden-audit.service only through its timer")
+	assert.Equal(t, 1, sd.reloads)
 
-	require.NoError(t, DBusReloader{Dial: dial}.Reload(context.Background()))
-	assert.Equal(t, 1, m.reloads)
+	changes, err = Run(context.Background(), Options{Root: root, Systemd: sd})
+	require.NoError(t, err)
+	assert.Empty(t, changes)
+	assert.Equal(t, 1, sd.reloads, "no reload when nothing changed")
 }
 
-type fakeManager struct{ reloads int }
+// TestInstallOverRealDBus: go-systemd's client, a real dbus-daemon and systemdtest's fake
+// systemd (which knows harden's units as disabled unit files): EnableUnitFiles and Reload
+// go over the wire.
+func TestInstallOverRealDBus(t *testing.T) {
+	bus := systemdtest.StartBus(t)
+	var specs []systemdtest.UnitSpec
+	for _, n := range []string{"harden.service", "harden-firewall.service", "harden-watch.service", "harden-audit.timer", "harden-audit.service"} {
+		specs = append(specs, systemdtest.UnitSpec{Name: n, FileState: "disabled", Path: "/etc/systemd/system/" + n})
+	}
+	fake := systemdtest.NewFake(t, bus, specs)
+	conn, err := systemd.Connect(context.Background(), systemd.Options{Address: bus.Address})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
 
-func (m *fakeManager) Reload() *dbus.Error { m.reloads++; return nil }
+	root := rootWithBinary(t)
+	changes, err := Run(context.Background(), Options{Root: root, Systemd: conn})
+	require.NoError(t, err)
+	assert.Equal(t, "enabled", fake.FileState("harden.service"))
+	assert.Equal(t, "enabled", fake.FileState("harden-audit.timer"))
+	assert.Equal(t, "disabled", fake.FileState("harden-audit.service"))
+	assert.Equal(t, 1, fake.Reloads())
+	var links int
+	for _, c := range changes {
+		if c.Action == "link" {
+			links++
+		}
+	}
+	assert.Equal(t, 4, links)
+
+	changes, err = Run(context.Background(), Options{Root: root, Systemd: conn})
+	require.NoError(t, err)
+	assert.Empty(t, changes, "second install: units the same, systemd reports no new links")
+	assert.Equal(t, 1, fake.Reloads())
+}

@@ -108,6 +108,10 @@ func TestBrokenPoliciesNameFileLineColumnAndField(t *testing.T) {
 		{"service without why", "version: 1\nservices:\n  allow:\n    - {name: cron.service, ensure: running}\n", "bad.yaml:4:7: services.allow[0].why: required"},
 		{"unknown step timeout", "version: 1\nrun:\n  timeouts: {firewal: 1m}\n", "bad.yaml:3:23: run.timeouts.firewal: unknown step"},
 		{"empty file", "", "bad.yaml: empty policy"},
+		{"sysctl vs core dumps", "version: 1\nkernel:\n  sysctl: {fs.suid_dumpable: \"2\"}\n",
+			"bad.yaml:3:30: kernel.sysctl.fs.suid_dumpable: contradicts kernel.core_dumps: false"},
+		{"empty sysctl value", "version: 1\nkernel:\n  sysctl: {kernel.sysrq: \" \"}\n",
+			"kernel.sysctl.kernel.sysrq: want a one-line, non-empty value"},
 		{"alias", "version: 1\nx: &a [1]\nos: *a\n", "bad.yaml:3:5: os: YAML aliases (*name) are not supported"},
 	}
 	for _, c := range cases {

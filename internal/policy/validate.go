@@ -189,9 +189,15 @@ var sysctlKeyRE = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
 var moduleRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 func (v *validator) kernel() {
-	for k := range v.p.Kernel.Sysctl {
-		if !sysctlKeyRE.MatchString(k) {
+	for k, val := range v.p.Kernel.Sysctl {
+		switch {
+		case !sysctlKeyRE.MatchString(k):
 			v.errorf("kernel.sysctl."+k, "not a sysctl key like net.ipv4.tcp_syncookies")
+		case strings.ContainsAny(val, "\n\r") || strings.TrimSpace(val) == "":
+			v.errorf("kernel.sysctl."+k, "want a one-line, non-empty value")
+		case k == "fs.suid_dumpable" && !v.p.Kernel.CoreDumps && strings.TrimSpace(val) != "0":
+			// Core dumps off means setuid programs do not dump either.
+			v.errorf("kernel.sysctl."+k, "contradicts kernel.core_dumps: false (which sets it to 0)")
 		}
 	}
 	for i, m := range v.p.Kernel.DisableModules {
@@ -296,27 +302,38 @@ func (v *validator) packages() {
 // not files at all.
 var forbiddenScanRoots = []string{"/etc", "/usr", "/proc", "/sys", "/dev", "/run", "/boot", "/var/lib/clamav"}
 
+// CheckOnAccessPath refuses a path clamonacc must not scan. The clamav step calls it again
+// before writing clamd.conf, so a policy built in code cannot bypass validation.
+func CheckOnAccessPath(p string) error {
+	clean := path.Clean(p)
+	switch {
+	case !path.IsAbs(p):
+		return fmt.Errorf("want an absolute path, got %q", p)
+	case clean == "/":
+		return fmt.Errorf("on-access scanning of / is refused by clamonacc and would hang the system")
+	}
+	for _, bad := range forbiddenScanRoots {
+		if clean == bad || strings.HasPrefix(clean, bad+"/") {
+			return fmt.Errorf("%s is under %s: on-access scanning there can hang the system", p, bad)
+		}
+	}
+	if strings.ContainsAny(p, " \t\n\r") {
+		return fmt.Errorf("%q contains blanks: clamd.conf values cannot", p)
+	}
+	return nil
+}
+
 func (v *validator) clamav() {
 	c := v.p.ClamAV
 	for i, p := range c.OnAccessPaths {
 		field := fmt.Sprintf("clamav.on_access_paths[%d]", i)
-		clean := path.Clean(p)
-		switch {
-		case !path.IsAbs(p):
-			v.errorf(field, "want an absolute path, got %q", p)
-		case clean == "/":
-			v.errorf(field, "on-access scanning of / is refused by clamonacc and would hang the system")
-		default:
-			for _, bad := range forbiddenScanRoots {
-				if clean == bad || strings.HasPrefix(clean, bad+"/") {
-					v.errorf(field, "%s is under %s: on-access scanning there can hang the system", p, bad)
-				}
-			}
+		if err := CheckOnAccessPath(p); err != nil {
+			v.errorf(field, "%v", err)
 		}
 	}
 	for i, p := range c.ExcludePaths {
-		if !path.IsAbs(p) {
-			v.errorf(fmt.Sprintf("clamav.exclude_paths[%d]", i), "want an absolute path, got %q", p)
+		if !path.IsAbs(p) || strings.ContainsAny(p, " \t\n\r") {
+			v.errorf(fmt.Sprintf("clamav.exclude_paths[%d]", i), "want an absolute path without blanks, got %q", p)
 		}
 	}
 	if c.Freshclam.Mirror != "" {

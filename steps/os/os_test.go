@@ -88,6 +88,12 @@ func TestImageAge(t *testing.T) {
 	require.NotNil(t, f)
 	assert.Contains(t, f.Message, "22d ago")
 
+	stamp(t, env, enginetest.Now.Add(-15*24*time.Hour))
+	f = plan(t, env)["os.image-too-old"]
+	require.NotNil(t, f, "a 15-day-old image is too old under max_image_age 14d")
+	assert.Equal(t, engine.Warning, f.Severity)
+	assert.Equal(t, StampPath, f.Object)
+
 	stamp(t, env, enginetest.Now.Add(-14*24*time.Hour+time.Minute))
 	assert.Empty(t, plan(t, env), "harden's stamp wins over build.info and 14d minus a minute is fine")
 

@@ -1,0 +1,101 @@
+// Package clamav is the clamav step: it sets the keys harden owns in clamd.conf (on-access
+// scanning, VirusEvent) and freshclam.conf (mirror) key by key and leaves every other line
+// as Debian's packaging wrote it; it updates the signatures with freshclam once per boot,
+// bounded in time and backing off when the CDN says so; and it judges the signatures by the
+// build time in their headers, not by freshclam's exit code (a rate-limited freshclam exits
+// 0 without updating). It also checks what on-access scanning needs from the machine:
+// memory for clamd and enough inotify watches for clamonacc.
+//
+// clamd and clamonacc are started by the services step; this step only asks for restarts.
+package clamav
+
+import (
+	"context"
+	"time"
+
+	"github.com/harden-dev/harden/internal/engine"
+)
+
+// Debian's file locations.
+const (
+	ClamdConf     = "/etc/clamav/clamd.conf"
+	FreshclamConf = "/etc/clamav/freshclam.conf"
+	DefaultDBDir  = "/var/lib/clamav"
+	// StatePath records freshclam attempts (time, boot, result) for the back-off.
+	StatePath = "/var/lib/harden/freshclam.json"
+	// HardenPath is where images install harden; VirusEvent calls it.
+	HardenPath = "/usr/local/bin/harden"
+)
+
+// Units the step asks the services step to restart when clamd.conf changed. clamonacc reads
+// its OnAccess* settings from clamd.conf too.
+var restartUnits = []string{"clamav-daemon.service", "clamav-clamonacc.service"}
+
+// Options are the step's handles.
+type Options struct {
+	// Freshclam is the freshclam binary ("" = "freshclam" from PATH).
+	Freshclam string
+	// HardenPath is the harden binary VirusEvent runs ("" = HardenPath).
+	HardenPath string
+	// RetryAfterFailure is how long to wait after a failed or unproductive freshclam run
+	// before trying again (0 = 1h). The CDN's own cool-down (freshclam.dat) can be longer.
+	RetryAfterFailure time.Duration
+}
+
+// Step is the clamav step.
+type Step struct{ opts Options }
+
+// New returns the clamav step.
+func New(opts Options) *Step {
+	if opts.Freshclam == "" {
+		opts.Freshclam = "freshclam"
+	}
+	if opts.HardenPath == "" {
+		opts.HardenPath = HardenPath
+	}
+	if opts.RetryAfterFailure == 0 {
+		opts.RetryAfterFailure = time.Hour
+	}
+	return &Step{opts: opts}
+}
+
+// Name implements engine.Step.
+func (*Step) Name() string { return "clamav" }
+
+// Plan implements engine.Step. The order of changes is the order Apply makes them: settings
+// first, then the kernel limit, then freshclam (the slow part, bounded), so a timeout in
+// freshclam never leaves clamd's settings unwritten.
+func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	p := &engine.Plan{}
+	if !env.Policy.ClamAV.Enabled {
+		return p, nil
+	}
+	clamd, err := s.planClamd(env, p)
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := s.planFreshclamConf(env, p)
+	if err != nil {
+		return nil, err
+	}
+	if clamd != nil && len(env.Policy.ClamAV.OnAccessPaths) > 0 {
+		if err := planInotify(env, p); err != nil {
+			return nil, err
+		}
+	}
+	checkMemory(env, p)
+	dbDir := DefaultDBDir
+	if fresh != nil {
+		dbDir = dbDirOf(fresh)
+		if err := s.planUpdate(env, p, dbDir); err != nil {
+			return nil, err
+		}
+	}
+	checkDatabases(env, p, dbDir)
+	return p, nil
+}
+
+// Apply implements engine.Step.
+func (*Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}

@@ -1,0 +1,216 @@
+package clamav
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/harden-dev/harden/internal/command"
+	"github.com/harden-dev/harden/internal/engine"
+)
+
+// BootIDPath identifies the current boot: freshclam runs once per boot.
+const BootIDPath = "/proc/sys/kernel/random/boot_id"
+
+// attempt is the record of the last freshclam run, kept in StatePath.
+type attempt struct {
+	At     time.Time `json:"at"`
+	BootID string    `json:"boot_id,omitempty"`
+	OK     bool      `json:"ok"`
+	Error  string    `json:"error,omitempty"`
+	// RetryAfter: no new attempt before this time (after a failure or a run that left the
+	// signatures stale, which is what a rate-limited run looks like).
+	RetryAfter time.Time `json:"retry_after,omitzero"`
+	// Daily is the daily database version after the run.
+	Daily int `json:"daily,omitempty"`
+}
+
+func readAttempt(env *engine.Env) (attempt, error) {
+	var a attempt
+	data, ok, err := env.Root.ReadFileIfExists(StatePath)
+	if err != nil || !ok {
+		return a, err
+	}
+	if err := json.Unmarshal(data, &a); err != nil {
+		// A damaged record must not stop updates: start over, say so.
+		env.Log.Warnf("%s: ignoring unreadable freshclam record: %v", StatePath, err)
+		return attempt{}, nil
+	}
+	return a, nil
+}
+
+func bootID(env *engine.Env) string {
+	data, _, _ := env.Root.ReadFileIfExists(BootIDPath)
+	return strings.TrimSpace(string(data))
+}
+
+// freshclamDatPath is freshclam's own state in the database directory: a UUID it sends as
+// its user agent and the CDN's cool-down. It must never be baked into an image (every VM
+// would share one UUID and one cool-down): StampCleanup removes it.
+func freshclamDatPath(dbDir string) string { return dbDir + "/freshclam.dat" }
+
+// datMagic precedes freshclam_dat_v1_t { uint32 version; char uuid[37]; time_t
+// retry_after; } written raw by freshclam (libfreshclam): on 64-bit Linux retry_after is an
+// int64 at offset 48 of the struct (uuid ends at 41, time_t is 8-aligned).
+const datMagic = "FreshClamData"
+
+// ParseFreshclamDat returns the CDN cool-down freshclam recorded (zero when none).
+func ParseFreshclamDat(b []byte) (time.Time, error) {
+	const structSize, retryOff = 56, 48
+	if len(b) < len(datMagic)+structSize || string(b[:len(datMagic)]) != datMagic {
+		return time.Time{}, fmt.Errorf("not a freshclam.dat (%d bytes)", len(b))
+	}
+	body := b[len(datMagic):]
+	if v := binary.LittleEndian.Uint32(body); v != 1 {
+		return time.Time{}, fmt.Errorf("freshclam.dat version %d, want 1", v)
+	}
+	sec := int64(binary.LittleEndian.Uint64(body[retryOff:]))
+	if sec <= 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}
+
+func cdnCooldown(env *engine.Env, dbDir string) time.Time {
+	data, ok, err := env.Root.ReadFileIfExists(freshclamDatPath(dbDir))
+	if err != nil || !ok {
+		return time.Time{}
+	}
+	t, err := ParseFreshclamDat(data)
+	if err != nil {
+		env.Log.Warnf("%s: %v", freshclamDatPath(dbDir), err)
+	}
+	return t
+}
+
+// planUpdate plans one freshclam run per boot, unless freshclam or the CDN asked to wait.
+// Attempts are remembered by boot ID, so the re-plan after Apply (and a second run in the
+// same boot) plans nothing; without a boot ID, an attempt within the retry interval counts.
+func (s *Step) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
+	last, err := readAttempt(env)
+	if err != nil {
+		return err
+	}
+	now, boot := env.Now(), bootID(env)
+	thisBoot := !last.At.IsZero() && ((boot != "" && last.BootID == boot) ||
+		(boot == "" && now.Sub(last.At) < s.opts.RetryAfterFailure))
+	if thisBoot {
+		if !last.OK {
+			p.Find(&engine.Finding{ID: "clamav.freshclam-failed", Severity: engine.Warning, Object: "freshclam",
+				Message: fmt.Sprintf("signature update at %s failed: %s (next attempt after %s)",
+					last.At.Format(time.RFC3339), last.Error, last.RetryAfter.Format(time.RFC3339)),
+				Reason: "clamav.freshclam"})
+		}
+		return nil
+	}
+	wait, why := last.RetryAfter, "the last attempt failed: "+last.Error
+	if cd := cdnCooldown(env, dbDir); cd.After(wait) {
+		wait, why = cd, "the ClamAV CDN asked for a cool-down (freshclam.dat)"
+	}
+	if now.Before(wait) {
+		p.Find(&engine.Finding{ID: "clamav.freshclam-backoff", Severity: engine.Info, Object: "freshclam",
+			Message: fmt.Sprintf("signature update skipped until %s: %s", wait.Format(time.RFC3339), why),
+			Reason:  "clamav.freshclam"})
+		return nil
+	}
+	before := "none"
+	if h, _, ok, _ := findDB(env, dbDir, "daily"); ok {
+		before = fmt.Sprintf("daily %d built %s", h.Version, h.Built.Format("2006-01-02 15:04"))
+	}
+	from := "the ClamAV CDN"
+	if m := env.Policy.ClamAV.Freshclam.Mirror; m != "" {
+		from = m
+	}
+	p.Add(&engine.Change{
+		Object: "signatures " + dbDir, Action: engine.ActionUpdate,
+		Before: before, After: "latest from " + from,
+		Reason: "clamav.freshclam",
+		Do:     func(ctx context.Context) error { return s.runFreshclam(ctx, env, dbDir, boot) },
+	})
+	return nil
+}
+
+// runFreshclam runs freshclam once, bounded by clamav.freshclam.timeout (its whole process
+// group is killed at the deadline), and records the outcome. Its exit code is not the
+// verdict: the daily database's header afterwards is. A failed update is not a failed step
+// (the run goes on; the machine keeps the image's signatures): the re-plan turns the record
+// into a finding, and a stale database is a finding of its own.
+func (s *Step) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot string) error {
+	timeout := env.Policy.ClamAV.Freshclam.Timeout.D()
+	env.Progress.Update("clamav", fmt.Sprintf("freshclam: updating signatures (at most %s)", timeout))
+	defer env.Progress.Done("clamav")
+
+	old, _, hadOld, _ := findDB(env, dbDir, "daily")
+	res, runErr := env.Exec.Run(ctx, command.Cmd{
+		Name: s.opts.Freshclam,
+		Args: []string{
+			"--config-file=" + env.Root.Path(FreshclamConf),
+			"--datadir=" + env.Root.Path(dbDir),
+			"--stdout",
+		},
+		Timeout: timeout,
+	})
+	logOutput(env, res)
+
+	a := attempt{At: env.Now(), BootID: boot, OK: true}
+	cur, _, ok, hdrErr := findDB(env, dbDir, "daily")
+	switch {
+	case runErr != nil:
+		a.OK, a.Error = false, shortErr(runErr)
+	case hdrErr != nil:
+		a.OK, a.Error = false, hdrErr.Error()
+	case !ok:
+		a.OK, a.Error = false, "freshclam exited 0 but there is no daily database"
+	case env.Now().Sub(cur.Built) > env.Policy.ClamAV.Freshclam.MaxDBAge.D():
+		// What a rate-limited (429) run looks like: exit 0, nothing new.
+		a.OK, a.Error = false, fmt.Sprintf("freshclam exited 0 but daily %d is still from %s (rate-limited or mirror stale?)",
+			cur.Version, cur.Built.Format(time.RFC3339))
+	}
+	if ok {
+		a.Daily = cur.Version
+	}
+	if !a.OK {
+		a.RetryAfter = a.At.Add(s.opts.RetryAfterFailure)
+		env.Log.Warnf("freshclam: %s", a.Error)
+	} else if !hadOld || cur.Version != old.Version {
+		env.Log.Infof("freshclam: daily updated to version %d built %s", cur.Version, cur.Built.Format(time.RFC3339))
+	}
+	data, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	return env.Root.WriteState(StatePath, append(data, '\n'), 0o644)
+}
+
+// shortErr keeps the last line of freshclam's output in the record: the whole output is in
+// the log already.
+func shortErr(err error) string {
+	if ee, ok := err.(*command.ExitError); ok {
+		out := strings.TrimSpace(string(ee.Result.Stderr) + "\n" + string(ee.Result.Stdout))
+		lines := strings.Split(out, "\n")
+		last := strings.TrimSpace(lines[len(lines)-1])
+		if command.IsTimeout(err) {
+			return fmt.Sprintf("freshclam %v", ee.Err)
+		}
+		if last != "" {
+			return fmt.Sprintf("freshclam %v: %s", ee.Err, last)
+		}
+		return fmt.Sprintf("freshclam %v", ee.Err)
+	}
+	return err.Error()
+}
+
+// logOutput passes freshclam's output to the log line by line (bounded by command's cap).
+func logOutput(env *engine.Env, res command.Result) {
+	for _, stream := range [][]byte{res.Stdout, res.Stderr} {
+		for _, line := range bytes.Split(stream, []byte("\n")) {
+			if l := strings.TrimSpace(string(line)); l != "" {
+				env.Log.WithField("program", "freshclam").Info(l)
+			}
+		}
+	}
+}

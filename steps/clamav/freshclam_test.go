@@ -1,0 +1,359 @@
+package clamav
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/command"
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/policy"
+)
+
+func TestParseHeader(t *testing.T) {
+	built := time.Date(2026, 11, 22, 9, 37, 0, 0, time.UTC)
+	h, err := ParseHeader(SyntheticHeader(built, 27100, 2071234))
+	require.NoError(t, err)
+	assert.Equal(t, built, h.Built)
+	assert.Equal(t, 27100, h.Version)
+	assert.Equal(t, 2071234, h.Sigs)
+	assert.Equal(t, "harden-test", h.Builder)
+
+	// Without stime (older headers) the human build time is used, with its zone.
+	old := "ClamAV-VDB:13 Oct 2021 09-37 -0400:62:6647427:90:4dd5a29f3b5b2ea1ccb1bdcc1d5b3e6d:sig:sigmgr"
+	h, err = ParseHeader([]byte(old + strings.Repeat(" ", HeaderSize-len(old))))
+	require.NoError(t, err)
+	assert.Equal(t, time.Date(2021, 10, 13, 13, 37, 0, 0, time.UTC), h.Built)
+	assert.Equal(t, 62, h.Version)
+
+	for _, bad := range [][]byte{
+		[]byte("ClamAV-VDB:short"),
+		[]byte(strings.Repeat("x", HeaderSize)),
+		[]byte("ClamAV-VDB:13 Oct 2021 09-37 -0400:notanumber:1:90:m:s:b:1" + strings.Repeat(" ", 460)),
+		[]byte("ClamAV-VDB:yesterday:62:1:90:m:s:b" + strings.Repeat(" ", 480)),
+	} {
+		_, err := ParseHeader(bad)
+		assert.Error(t, err, "%.30q", bad)
+	}
+}
+
+// sigtool, ClamAV's own database tool, reads the synthetic header the same way (its
+// integrity check fails: there is no real signature, which is why we do not use its exit
+// code). Real databases are parsed when the machine has any; this one has none in
+// /var/lib/clamav (the image ships them), so the synthetic header stands in.
+func TestHeaderAgreesWithSigtool(t *testing.T) {
+	sigtool, err := exec.LookPath("sigtool")
+	if err != nil {
+		t.Skip("sigtool not installed (Debian package clamav)")
+	}
+	built := time.Date(2026, 11, 20, 7, 47, 0, 0, time.UTC)
+	file := filepath.Join(t.TempDir(), "daily.cvd")
+	require.NoError(t, os.WriteFile(file, append(SyntheticHeader(built, 27107, 2000), "body"...), 0o644))
+	out, _ := exec.Command(sigtool, "--info", file).CombinedOutput()
+	assert.Contains(t, string(out), "Build time: 20 Nov 2026 07:47 +0000")
+	assert.Contains(t, string(out), "Version: 27107")
+	h, err := ReadHeader(file)
+	require.NoError(t, err)
+	assert.Equal(t, built, h.Built)
+
+	real, _ := filepath.Glob("/var/lib/clamav/*.c[lv]d")
+	if len(real) == 0 {
+		t.Log("no real .cvd/.cld on this machine: checked against a synthetic header only")
+	}
+	for _, f := range real {
+		h, err := ReadHeader(f)
+		require.NoError(t, err, f)
+		out, _ := exec.Command(sigtool, "--info", f).CombinedOutput()
+		assert.Contains(t, string(out), fmt.Sprintf("Version: %d", h.Version), f)
+		assert.Contains(t, string(out), "Build time: "+h.Built.In(time.Local).Format("02 Jan 2006 15:04"), f)
+	}
+}
+
+func TestDatabaseFreshness(t *testing.T) {
+	plan := func(env *engine.Env) *engine.Plan {
+		p := &engine.Plan{}
+		checkDatabases(env, p, DefaultDBDir)
+		return p
+	}
+	env, _ := testEnv(t, nil, nil) // daily 6h old, max_db_age 3d
+	assert.Empty(t, plan(env).Findings)
+
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
+	f := finding(plan(env), "clamav.database-stale")
+	require.NotNil(t, f)
+	assert.Equal(t, engine.Warning, f.Severity)
+	assert.Contains(t, f.Message, "daily version 27090")
+
+	// A newer daily.cvd next to an old daily.cld: clamd loads the higher version.
+	writeDB(t, env, "daily.cvd", enginetest.Now.Add(-time.Hour), 27095)
+	assert.Empty(t, plan(env).Findings)
+	require.NoError(t, os.Remove(env.Root.Path("/var/lib/clamav/daily.cvd")))
+
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-7*24*time.Hour), 27050)
+	assert.Equal(t, engine.Critical, finding(plan(env), "clamav.database-stale").Severity)
+
+	require.NoError(t, os.Remove(env.Root.Path("/var/lib/clamav/daily.cld")))
+	f = finding(plan(env), "clamav.database-missing")
+	require.NotNil(t, f)
+	assert.Equal(t, engine.Critical, f.Severity)
+
+	enginetest.WriteFile(t, env, "/var/lib/clamav/daily.cld", "garbage")
+	assert.NotNil(t, finding(plan(env), "clamav.database-unreadable"))
+}
+
+func readRecord(t *testing.T, env *engine.Env) attempt {
+	t.Helper()
+	data, err := env.Root.ReadFile(StatePath)
+	require.NoError(t, err)
+	var a attempt
+	require.NoError(t, json.Unmarshal(data, &a))
+	return a
+}
+
+func updateOnly(env *engine.Env) {
+	env.Policy.ClamAV.OnAccessPaths = nil // keep plans about freshclam
+}
+
+func TestFreshclamUpdatesOncePerBoot(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
+	fake.fn = func(_ context.Context, c command.Cmd) (command.Result, error) {
+		assert.Equal(t, 60*time.Second, c.Timeout, "bounded by clamav.freshclam.timeout")
+		assert.Contains(t, c.Args, "--config-file="+env.Root.Path(FreshclamConf))
+		assert.Contains(t, c.Args, "--datadir="+env.Root.Path(DefaultDBDir))
+		writeDB(t, env, "daily.cld", enginetest.Now.Add(-2*time.Hour), 27104)
+		return command.Result{Stdout: []byte("daily.cld updated (version: 27104)\n")}, nil
+	}
+	rep := enginetest.Converges(t, env, New(Options{}))
+	assert.Equal(t, 1, fake.count())
+	assert.Empty(t, rep.Steps[0].Findings, "fresh after the update: no finding")
+	a := readRecord(t, env)
+	assert.True(t, a.OK)
+	assert.Equal(t, 27104, a.Daily)
+	assert.Equal(t, "0b1c2d3e-0000-4000-8000-000000000001", a.BootID)
+
+	// Next boot: one more run.
+	enginetest.WriteFile(t, env, BootIDPath, "next-boot\n")
+	enginetest.Converges(t, env, New(Options{}))
+	assert.Equal(t, 2, fake.count())
+}
+
+func TestFreshclamFailureBacksOff(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	updateOnly(env)
+	fake.fn = func(_ context.Context, c command.Cmd) (command.Result, error) {
+		res := command.Result{Stdout: []byte("ERROR: Can't connect to port 443 of host database.clamav.net\n"), ExitCode: 11}
+		return res, &command.ExitError{Cmd: c, Result: res, Err: fmt.Errorf("exit status 11")}
+	}
+	rep := enginetest.Converges(t, env, New(Options{}))
+	assert.NotEqual(t, engine.StatusFailed, rep.Steps[0].Status, "a failed update does not fail the step")
+	a := readRecord(t, env)
+	assert.False(t, a.OK)
+	assert.Contains(t, a.Error, "Can't connect")
+	assert.Equal(t, enginetest.Now.Add(time.Hour), a.RetryAfter)
+
+	// The re-plan reports it.
+	plan, err := New(Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Contains(t, finding(plan, "clamav.freshclam-failed").Message, "Can't connect")
+
+	// A reboot 30 minutes later: no attempt, a back-off finding.
+	enginetest.WriteFile(t, env, BootIDPath, "boot-2\n")
+	env.Now = func() time.Time { return enginetest.Now.Add(30 * time.Minute) }
+	plan, err = New(Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Empty(t, updates(plan))
+	assert.Contains(t, finding(plan, "clamav.freshclam-backoff").Message, "the last attempt failed")
+
+	// An hour after the failure it tries again.
+	env.Now = func() time.Time { return enginetest.Now.Add(61 * time.Minute) }
+	enginetest.Converges(t, env, New(Options{}))
+	assert.Equal(t, 2, fake.count())
+}
+
+// A rate-limited freshclam exits 0 without updating: the header says stale, so it counts as
+// a failure and backs off.
+func TestFreshclamExitZeroWithoutUpdate(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	updateOnly(env)
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-5*24*time.Hour), 27080)
+	rep := enginetest.Converges(t, env, New(Options{}))
+	assert.Equal(t, 1, fake.count())
+	a := readRecord(t, env)
+	assert.False(t, a.OK)
+	assert.Contains(t, a.Error, "exited 0 but daily 27080 is still from")
+	assert.False(t, a.RetryAfter.IsZero())
+	assert.NotNil(t, finding(&engine.Plan{Findings: rep.Steps[0].Findings}, "clamav.database-stale"))
+}
+
+func datFile(retryAfter time.Time) []byte {
+	b := []byte(datMagic)
+	body := make([]byte, 77)
+	binary.LittleEndian.PutUint32(body, 1)
+	copy(body[4:], "72399a62-ea0c-43ed-9f69-f6c9df718c8f")
+	binary.LittleEndian.PutUint64(body[48:], uint64(retryAfter.Unix()))
+	return append(b, body...)
+}
+
+func TestCDNCooldownRespected(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	updateOnly(env)
+	until := enginetest.Now.Add(3 * time.Hour)
+	enginetest.WriteFile(t, env, "/var/lib/clamav/freshclam.dat", string(datFile(until)))
+	got, err := ParseFreshclamDat(datFile(until))
+	require.NoError(t, err)
+	assert.Equal(t, until.Unix(), got.Unix())
+
+	plan, err := New(Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Empty(t, updates(plan))
+	assert.Contains(t, finding(plan, "clamav.freshclam-backoff").Message, "CDN asked for a cool-down")
+	assert.Zero(t, fake.count())
+
+	env.Now = func() time.Time { return until.Add(time.Minute) }
+	plan, err = New(Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Len(t, updates(plan), 1)
+
+	_, err = ParseFreshclamDat([]byte("FreshClamData"))
+	assert.Error(t, err)
+}
+
+// A freshclam that hangs (and leaves a child behind) is killed at the policy's deadline,
+// process group and all, and the run goes on.
+func TestFreshclamHangKilledAtDeadline(t *testing.T) {
+	env, _ := testEnv(t, testPolicy(func(p *policy.Policy) { p.ClamAV.Freshclam.Timeout = policy.Duration(time.Second) }), nil)
+	updateOnly(env)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "freshclam")
+	pidFile := filepath.Join(dir, "child.pid")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nsleep 60 &\necho $! > "+pidFile+"\nwait\n"), 0o755))
+	env.Exec = command.Exec{}
+	start := time.Now()
+	enginetest.Converges(t, env, New(Options{Freshclam: script}))
+	assert.Less(t, time.Since(start), 10*time.Second)
+	a := readRecord(t, env)
+	assert.False(t, a.OK)
+	assert.Contains(t, a.Error, "killed after")
+	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 5*time.Second, 50*time.Millisecond,
+		"freshclam's child survived the deadline")
+}
+
+func readFile(t *testing.T, name string) string {
+	b, err := os.ReadFile(name)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// The real freshclam against a mirror on loopback that rate-limits (429 with Retry-After)
+// or has nothing (404): harden records the failure, freshclam records the CDN cool-down in
+// freshclam.dat, and the next boot neither runs freshclam nor touches the mirror until the
+// cool-down is over.
+func TestRealFreshclamAgainstLocalMirror(t *testing.T) {
+	freshclam, err := exec.LookPath("freshclam")
+	if err != nil {
+		t.Skip("freshclam not installed (Debian package clamav-freshclam)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: freshclam drops privileges to DatabaseOwner clamav")
+	}
+	u, err := user.Lookup("clamav")
+	if err != nil {
+		t.Skip("no clamav user")
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{{"429", http.StatusTooManyRequests}, {"404", http.StatusNotFound}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hits atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				if tc.status == http.StatusTooManyRequests {
+					w.Header().Set("Retry-After", "7200")
+				}
+				w.WriteHeader(tc.status)
+			}))
+			defer srv.Close()
+			env, _ := testEnv(t, testPolicy(func(p *policy.Policy) {
+				p.ClamAV.Freshclam.Mirror = srv.URL
+				p.ClamAV.Freshclam.Timeout = policy.Duration(30 * time.Second)
+			}), nil)
+			updateOnly(env)
+			now := time.Now()
+			env.Now = func() time.Time { return now }
+			writeDB(t, env, "daily.cld", now.Add(-5*24*time.Hour), 27080)
+			env.Exec = command.Exec{}
+			// freshclam runs as clamav: it must reach and write the database directory, and
+			// must not write the host's log or notify the host's clamd.
+			for d := env.Root.Path(DefaultDBDir); d != "/"; d = filepath.Dir(d) {
+				if strings.HasPrefix(d, os.TempDir()+"/") {
+					require.NoError(t, os.Chmod(d, 0o755))
+				}
+			}
+			require.NoError(t, os.Chown(env.Root.Path(DefaultDBDir), uid, -1))
+			conf := readConf(t, env, FreshclamConf)
+			conf.Delete("UpdateLogFile")
+			conf.Delete("NotifyClamd")
+			_, _ = conf.Set("MaxAttempts", "1")
+			_, _ = conf.Set("ConnectTimeout", "5")
+			require.NoError(t, os.WriteFile(env.Root.Path(FreshclamConf), conf.Bytes(), 0o444))
+
+			step := New(Options{Freshclam: freshclam, RetryAfterFailure: time.Minute})
+			start := time.Now()
+			enginetest.Converges(t, env, step)
+			t.Logf("freshclam took %s, mirror hit %d times", time.Since(start), hits.Load())
+			assert.Positive(t, hits.Load(), "freshclam used the policy's mirror")
+			a := readRecord(t, env)
+			assert.False(t, a.OK)
+			t.Logf("record: %+v", a)
+
+			// Next boot, after harden's own back-off but inside the CDN's cool-down.
+			before := hits.Load()
+			enginetest.WriteFile(t, env, BootIDPath, "boot-2\n")
+			env.Now = func() time.Time { return now.Add(10 * time.Minute) }
+			plan, err := step.Plan(context.Background(), env)
+			require.NoError(t, err)
+			if tc.status == http.StatusTooManyRequests {
+				cd := cdnCooldown(env, DefaultDBDir)
+				assert.WithinDuration(t, now.Add(2*time.Hour), cd, 5*time.Minute, "freshclam.dat holds the Retry-After")
+				assert.Empty(t, updates(plan))
+				assert.Contains(t, finding(plan, "clamav.freshclam-backoff").Message, "CDN")
+			} else {
+				assert.Len(t, updates(plan), 1, "404 is not a cool-down: retry after harden's back-off")
+			}
+			assert.Equal(t, before, hits.Load())
+		})
+	}
+}
+
+// updates lists the planned freshclam runs.
+func updates(p *engine.Plan) []*engine.Change {
+	var out []*engine.Change
+	for _, c := range p.Changes {
+		if strings.HasPrefix(c.Object, "signatures ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}

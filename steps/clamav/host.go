@@ -1,0 +1,107 @@
+package clamav
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/harden-dev/harden/internal/engine"
+)
+
+// InotifyWatchesPath is the kernel's per-user inotify watch limit. clamonacc's dynamic
+// directory determination (needed for OnAccessExtraScanning and for subdirectories of the
+// include paths) holds one watch per directory; when the limit is reached, new directories
+// are silently not scanned. Kernels size the default by RAM: about 16k on a 2 GiB VM.
+const InotifyWatchesPath = "/proc/sys/fs/inotify/max_user_watches"
+
+// MinInotifyWatches is what the step raises the limit to. A watch costs about 1 KiB of
+// kernel memory only when used.
+const MinInotifyWatches = 524288
+
+const inotifySysctl = "fs.inotify.max_user_watches"
+
+// planInotify raises the inotify watch limit at run time when it is too low. It never
+// lowers it, and when the policy's kernel section sets the key itself the kernel step owns
+// it: this step then only reports a value that is too low, so the two never fight.
+// Runtime only (no sysctl.d file): harden runs at every boot before clamonacc starts.
+func planInotify(env *engine.Env, p *engine.Plan) error {
+	data, ok, err := env.Root.ReadFileIfExists(InotifyWatchesPath)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		p.Find(&engine.Finding{ID: "clamav.inotify-unavailable", Severity: engine.Warning, Object: InotifyWatchesPath,
+			Message: "the kernel has no inotify limit file: clamonacc cannot watch subdirectories", Reason: "clamav.on_access_paths"})
+		return nil
+	}
+	cur, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a number", InotifyWatchesPath, strings.TrimSpace(string(data)))
+	}
+	if cur >= MinInotifyWatches {
+		return nil
+	}
+	if v, set := env.Policy.Kernel.Sysctl[inotifySysctl]; set {
+		p.Find(&engine.Finding{ID: "clamav.inotify-watches-low", Severity: engine.Warning, Object: InotifyWatchesPath,
+			Message: fmt.Sprintf("kernel.sysctl sets %s to %s (now %d); clamonacc needs about %d to watch every directory under the on-access paths",
+				inotifySysctl, v, cur, MinInotifyWatches),
+			Reason: "kernel.sysctl." + inotifySysctl})
+		return nil
+	}
+	want := strconv.Itoa(MinInotifyWatches)
+	p.Add(&engine.Change{
+		Object: "sysctl " + inotifySysctl, Action: engine.ActionSet,
+		Before: strconv.Itoa(cur), After: want,
+		Reason: "clamav.on_access_paths",
+		Do: func(context.Context) error {
+			// /proc/sys files cannot be replaced by rename: write in place.
+			return os.WriteFile(env.Root.Path(InotifyWatchesPath), []byte(want+"\n"), 0o644)
+		},
+	})
+	return nil
+}
+
+// checkMemory reports a machine too small for clamd with the full signatures: better a
+// finding at boot than clamd killed by the OOM killer later. Fly tells the VM's size in
+// FLY_VM_MEMORY_MB; elsewhere /proc/meminfo's MemTotal.
+func checkMemory(env *engine.Env, p *engine.Plan) {
+	min := env.Policy.ClamAV.MinMemoryMB
+	if min <= 0 {
+		return
+	}
+	mb, from := memoryMB(env)
+	if mb <= 0 || mb >= min {
+		return
+	}
+	p.Find(&engine.Finding{ID: "clamav.memory-too-small", Severity: engine.Critical, Object: from,
+		Message: fmt.Sprintf("%d MiB of memory (%s); clamd needs %d MiB for the full signatures and would be killed: give the VM more memory",
+			mb, from, min),
+		Reason: "clamav.min_memory_mb"})
+}
+
+func memoryMB(env *engine.Env) (int, string) {
+	if v := strings.TrimSpace(env.Getenv("FLY_VM_MEMORY_MB")); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n, "FLY_VM_MEMORY_MB"
+		}
+	}
+	data, ok, err := env.Root.ReadFileIfExists("/proc/meminfo")
+	if err != nil || !ok {
+		return 0, ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.Atoi(f[1])
+			if err == nil {
+				return kb / 1024, "/proc/meminfo"
+			}
+		}
+	}
+	return 0, ""
+}

@@ -1,0 +1,204 @@
+// Package kernel is the "kernel" step: hardened sysctl values (written to sysctl.d for the
+// next boot and applied now through /proc/sys, then read back), core dumps off, and kernel
+// modules refused through modprobe.d.
+//
+// The step never runs sysctl(8): it reads and writes /proc/sys files itself, so it costs a
+// few hundred small reads on a converged machine, and a key the kernel lacks or refuses
+// becomes a finding instead of a failed run.
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/harden-dev/harden/internal/engine"
+)
+
+// Options are the handles the step needs beyond Env.
+type Options struct {
+	// ProcSys is the host path of /proc/sys; "" means /proc/sys under env.Root (a fake tree
+	// in tests). A test in a fresh network namespace points it at the real /proc/sys.
+	ProcSys string
+	// Keys, when set, limits which live sysctls the step reads and writes (by dotted name).
+	// The privileged test uses it to touch only net.* keys, which belong to its namespace.
+	// The sysctl.d file is written whole either way.
+	Keys func(name string) bool
+}
+
+// Step is the kernel step.
+type Step struct {
+	opts Options
+	// write is writeSysctl; tests replace it to play a kernel that refuses a value.
+	write func(path, value string) error
+
+	mu sync.Mutex
+	// refused remembers the sysctls this run could not set, so the plan after apply reports
+	// them as findings instead of planning them again (which would fail the step).
+	refused map[string]string // path -> why
+}
+
+// New returns the kernel step.
+func New(opts Options) *Step {
+	return &Step{opts: opts, write: writeSysctl, refused: map[string]string{}}
+}
+
+// Name is the step's name in policies, reports and --only.
+func (*Step) Name() string { return "kernel" }
+
+func (s *Step) procSys(env *engine.Env) string {
+	if s.opts.ProcSys != "" {
+		return s.opts.ProcSys
+	}
+	return env.Root.Path("/proc/sys")
+}
+
+// Plan compares the files and the live values with the policy. It only reads.
+func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	k := env.Policy.Kernel
+	settings := desired(k)
+	p := &engine.Plan{}
+	if err := planFile(env, p, SysctlFile, renderSysctl(settings), "kernel.baseline, kernel.sysctl"); err != nil {
+		return nil, err
+	}
+	if err := s.planLive(env, p, settings); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, want, reason string }{
+		{LimitsFile, renderLimits(k), reasonCoreDumps},
+		{CoredumpFile, renderCoredump(k), reasonCoreDumps},
+		{ModprobeFile, renderModprobe(k), "kernel.disable_modules"},
+	} {
+		if err := planFile(env, p, f.name, f.want, f.reason); err != nil {
+			return nil, err
+		}
+	}
+	if err := loadedModules(env, p, k.DisableModules); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Apply makes the planned changes in order.
+func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}
+
+// planLive reads each sysctl and plans a write where it differs.
+func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) error {
+	procSys := s.procSys(env)
+	if _, err := os.Stat(procSys); errors.Is(err, fs.ErrNotExist) {
+		// An offline image (--root on a directory) or a container without /proc: one
+		// finding, not one per key. The file still carries the values to the next boot.
+		p.Find(&engine.Finding{ID: "kernel.no-proc-sys", Severity: engine.Info, Object: procSys,
+			Message: "no " + procSys + ": sysctl values are written to " + SysctlFile + " only", Reason: reasonBaseline})
+		return nil
+	}
+	targets, err := resolve(procSys, settings, s.opts.Keys)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		cur, err := readSysctl(t.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			p.Find(missing(t))
+			continue
+		case err != nil:
+			p.Find(&engine.Finding{ID: "kernel.sysctl-unreadable", Severity: engine.Warning,
+				Object: "sysctl " + t.Name, Message: fmt.Sprintf("cannot read %s: %v", t.Name, err), Reason: t.Reason})
+			continue
+		case cur == t.Value:
+			continue
+		}
+		if why, ok := s.refusedWhy(t.Path); ok {
+			p.Find(&engine.Finding{ID: "kernel.sysctl-refused", Severity: engine.Warning, Object: "sysctl " + t.Name,
+				Message: fmt.Sprintf("the kernel keeps %s = %s, policy wants %s: %s", t.Name, cur, t.Value, why),
+				Reason:  t.Reason})
+			continue
+		}
+		c := &engine.Change{Object: "sysctl " + t.Name, Action: engine.ActionSet, Before: cur, After: t.Value, Reason: t.Reason}
+		c.Do = s.setter(c, t)
+		p.Add(c)
+	}
+	return nil
+}
+
+// missing is the finding for a key this kernel does not have. The baseline's keys are
+// generic; a kernel built without (say) Yama or IPv6 simply lacks that risk too, so that is
+// information, while a key the policy names itself is a warning.
+func missing(t live) *engine.Finding {
+	sev := engine.Warning
+	if t.Reason == reasonBaseline {
+		sev = engine.Info
+	}
+	return &engine.Finding{ID: "kernel.sysctl-missing", Severity: sev, Object: "sysctl " + t.Name,
+		Message: fmt.Sprintf("this kernel has no %s (not applied now; kept in %s)", t.Name, SysctlFile), Reason: t.Reason}
+}
+
+// setter writes one sysctl and reads it back. A value the kernel refuses (EINVAL out of range,
+// EPERM for a setting locked until reboot, EROFS in a container) or silently keeps is not a
+// failure of the run: the change's After says so, and the plan after apply reports it.
+func (s *Step) setter(c *engine.Change, t live) func(context.Context) error {
+	return func(context.Context) error {
+		why := ""
+		if err := s.write(t.Path, t.Value); err != nil {
+			why = "write refused: " + errText(err)
+		} else if got, err := readSysctl(t.Path); err != nil {
+			why = "read back failed: " + errText(err)
+		} else if got != t.Value {
+			why = "read back " + got
+		}
+		if why != "" {
+			s.mu.Lock()
+			s.refused[t.Path] = why
+			s.mu.Unlock()
+			c.After = t.Value + " (" + why + ")"
+		}
+		return nil
+	}
+}
+
+func (s *Step) refusedWhy(path string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	why, ok := s.refused[path]
+	return why, ok
+}
+
+// errText is the errno's text without the path (the finding already names the key).
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// loadedModules reports modules the policy refuses that are loaded now: modprobe.d only stops
+// the next load, and unloading under a running service is not harden's call.
+func loadedModules(env *engine.Env, p *engine.Plan, refuse []string) error {
+	b, _, err := env.Root.ReadFileIfExists("/proc/modules")
+	if err != nil || len(refuse) == 0 {
+		return err
+	}
+	loaded := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			loaded[f[0]] = true
+		}
+	}
+	for i, m := range refuse {
+		// /proc/modules spells module names with "_" where modprobe accepts "-".
+		if loaded[strings.ReplaceAll(m, "-", "_")] {
+			p.Find(&engine.Finding{ID: "kernel.module-loaded", Severity: engine.Warning, Object: "module " + m,
+				Message: fmt.Sprintf("module %s is loaded now; %s refuses it from the next load (reboot or rmmod to remove it)", m, ModprobeFile),
+				Reason:  fmt.Sprintf("kernel.disable_modules[%d]", i)})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/harden-dev/harden/internal/policy"
+)
+
+// desired is the sysctl set the policy asks for, in file order: the baseline (when on), then
+// fs.suid_dumpable when core dumps are off, then kernel.sysctl (overriding a key already in
+// the list, appending the others in key order so the file is stable).
+func desired(k policy.Kernel) []setting {
+	var out []setting
+	if k.Baseline {
+		out = baseline()
+	}
+	set := func(s setting) {
+		for i := range out {
+			if out[i].Key == s.Key {
+				if s.Why == "" {
+					s.Why = out[i].Why
+				}
+				out[i] = s
+				return
+			}
+		}
+		out = append(out, s)
+	}
+	if !k.CoreDumps {
+		set(setting{Key: "fs.suid_dumpable", Value: "0", Reason: reasonCoreDumps,
+			Why: "Core dumps are off (kernel.core_dumps: false): setuid programs never dump core."})
+	}
+	keys := make([]string, 0, len(k.Sysctl))
+	for key := range k.Sysctl {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		set(setting{Key: key, Value: normalise(k.Sysctl[key]), Reason: "kernel.sysctl." + key})
+	}
+	return out
+}
+
+// normalise makes a sysctl value comparable: the kernel prints multi-value keys with tabs
+// (ip_local_port_range "32768\t60999") and a trailing newline; the policy writes spaces.
+func normalise(v string) string { return strings.Join(strings.Fields(v), " ") }
+
+// live is one concrete /proc/sys file a setting resolves to.
+type live struct {
+	Name string // dotted sysctl name, as sysctl(8) prints it
+	Path string // host path of the file
+	setting
+}
+
+// resolve maps settings to /proc/sys files under procSys. A literal key resolves to its file
+// whether or not it exists (a missing one is reported); a "*" segment expands to what exists
+// now. A literal key beats a glob on the same file, as in systemd-sysctl.
+func resolve(procSys string, settings []setting, keep func(string) bool) ([]live, error) {
+	var out []live
+	index := map[string]int{}
+	literal := map[string]bool{}
+	for _, s := range settings {
+		paths, err := expand(procSys, s.Key)
+		if err != nil {
+			return nil, err
+		}
+		isGlob := hasGlob(s.Key)
+		for _, p := range paths {
+			name := dotted(procSys, p)
+			if keep != nil && !keep(name) {
+				continue
+			}
+			l := live{Name: name, Path: p, setting: s}
+			i, seen := index[p]
+			switch {
+			case !seen:
+				index[p] = len(out)
+				out = append(out, l)
+			case !isGlob || !literal[p]:
+				out[i] = l // a later line wins, except a glob over a literal key
+			}
+			if !isGlob {
+				literal[p] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+func hasGlob(key string) bool { return strings.ContainsAny(key, "*?[") }
+
+// expand turns a dotted key into host paths, expanding glob segments against the directory.
+func expand(procSys, key string) ([]string, error) {
+	dirs := []string{procSys}
+	for _, seg := range strings.Split(key, ".") {
+		var next []string
+		for _, d := range dirs {
+			if !hasGlob(seg) {
+				next = append(next, filepath.Join(d, seg))
+				continue
+			}
+			entries, err := os.ReadDir(d)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("sysctl %s: %w", key, err)
+			}
+			for _, e := range entries {
+				if ok, _ := path.Match(seg, e.Name()); ok {
+					next = append(next, filepath.Join(d, e.Name()))
+				}
+			}
+		}
+		dirs = next
+	}
+	if !hasGlob(key) {
+		return dirs, nil
+	}
+	// A glob only ever names files that exist and are files (not a directory that happens
+	// to match an inner pattern).
+	var files []string
+	for _, p := range dirs {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			files = append(files, p)
+		}
+	}
+	return files, nil
+}
+
+// dotted is sysctl(8)'s name for a /proc/sys path: "/" becomes "." and a "." inside a
+// segment (an interface called eth0.100) becomes "/".
+func dotted(procSys, p string) string {
+	rel, err := filepath.Rel(procSys, p)
+	if err != nil {
+		return p
+	}
+	segs := strings.Split(filepath.ToSlash(rel), "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(s, ".", "/")
+	}
+	return strings.Join(segs, ".")
+}
+
+// readSysctl reads a /proc/sys file and normalises its value.
+func readSysctl(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	return normalise(string(b)), nil
+}
+
+// writeSysctl writes a value the way sysctl(8) does: one write of the value and a newline.
+// O_TRUNC is ignored by procfs and needed by the plain files of a test tree.
+func writeSysctl(p, value string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(value + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

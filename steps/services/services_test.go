@@ -1,0 +1,361 @@
+package services_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/systemd"
+	"github.com/harden-dev/harden/internal/systemd/systemdtest"
+	"github.com/harden-dev/harden/steps/services"
+)
+
+// fixture is a fake systemd with the Debian 12 server's units on a real
+// private dbus-daemon, and the services step connected to it through
+// go-systemd, as in production.
+type fixture struct {
+	fake *systemdtest.Fake
+	env  *engine.Env
+	step *services.Step
+}
+
+func newFixture(t *testing.T, p *policy.Policy) *fixture {
+	t.Helper()
+	return newFixtureUnits(t, p, systemdtest.DebianServer(t))
+}
+
+func newFixtureUnits(t *testing.T, p *policy.Policy, units []systemdtest.UnitSpec) *fixture {
+	t.Helper()
+	bus := systemdtest.StartBus(t)
+	fake := systemdtest.NewFake(t, bus, units)
+	open := systemd.Shared(systemd.Options{Address: bus.Address})
+	t.Cleanup(func() {
+		if m, err := open(context.Background()); err == nil {
+			_ = m.Close()
+		}
+	})
+	return &fixture{fake: fake, env: enginetest.Env(t, p, nil), step: services.New(open)}
+}
+
+func (f *fixture) plan(t *testing.T) *engine.Plan {
+	t.Helper()
+	p, err := f.step.Plan(context.Background(), f.env)
+	require.NoError(t, err)
+	return p
+}
+
+func byAction(p *engine.Plan, action string) []string {
+	var out []string
+	for _, c := range p.Changes {
+		if c.Action == action {
+			out = append(out, strings.TrimPrefix(c.Object, "unit "))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func findingIDs(p *engine.Plan, id string) []string {
+	var out []string
+	for _, f := range p.Findings {
+		if f.ID == id {
+			out = append(out, strings.TrimPrefix(f.Object, "unit "))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// maskedOnDebian are the units of the Debian fixture the default policy
+// must mask: enabled (or enabled-runtime) unit files that are neither
+// allowed (ssh, auditd, clamav with its socket) nor essential, and whose
+// unit file is not itself in /etc. Listed by hand from the fixture, not
+// computed by the code under test.
+var maskedOnDebian = []string{
+	"ModemManager.service",
+	"apt-daily-upgrade.timer", "apt-daily.timer",
+	"avahi-daemon.service", "avahi-daemon.socket",
+	"cron.service",
+	"cups.path", "cups.service", "cups.socket",
+	"dpkg-db-backup.timer",
+	"e2scrub_all.timer", "e2scrub_reap.service",
+	"fstrim.timer", "logrotate.timer", "man-db.timer",
+	"postgresql.service", "prometheus-alertmanager.service",
+	"rpcbind.service", "rpcbind.socket",
+	"rsyslog.service", "smartmontools.service",
+	"unattended-upgrades.service",
+	"uuidd.socket",
+}
+
+func TestPlanDebianServer(t *testing.T) {
+	f := newFixture(t, nil)
+	p := f.plan(t)
+
+	assert.Equal(t, maskedOnDebian, byAction(p, engine.ActionMask))
+	// clamonacc is disabled in the fixture: enabled then started; clamd is
+	// enabled but inactive: started. ssh and auditd run already.
+	assert.Equal(t, []string{"clamav-clamonacc.service"}, byAction(p, engine.ActionEnable))
+	assert.Equal(t, []string{"clamav-clamonacc.service", "clamav-daemon.service"}, byAction(p, engine.ActionStart))
+	assert.Empty(t, byAction(p, engine.ActionUnmask))
+	assert.Empty(t, byAction(p, engine.ActionRestart))
+
+	// Local units whose file lives in /etc cannot be masked: reported.
+	assert.Equal(t, []string{"local-backup.service", "local-backup.timer"}, findingIDs(p, "services.cannot-mask"))
+	// Masks harden did not make are reported, never touched.
+	assert.Equal(t, []string{"cryptdisks-early.service", "cryptdisks.service", "fwupd-refresh.timer",
+		"hwclock.service", "rc.service", "rcS.service", "x11-common.service"}, findingIDs(p, "services.foreign-mask"))
+	// harden's own units are not installed in the fixture.
+	assert.Equal(t, []string{"harden-audit.timer", "harden-firewall.service", "harden-watch.service", "harden.service"},
+		findingIDs(p, "services.unit-missing"))
+
+	// Each mask says why, and a running unit is stopped with it.
+	for _, c := range p.Changes {
+		if c.Object == "unit cups.service" {
+			assert.Equal(t, "enabled, active (running)", c.Before)
+			assert.Equal(t, "masked, stopped", c.After)
+			assert.Equal(t, "services.allow (not listed)", c.Reason)
+		}
+	}
+	// Triggers go before the services they start.
+	var order []string
+	for _, c := range p.Changes {
+		order = append(order, c.Object)
+	}
+	assert.Less(t, slices.Index(order, "unit cups.socket"), slices.Index(order, "unit cups.service"))
+}
+
+// Every unit file the plan masks was enabled; nothing static, generated,
+// transient, alias, indirect or linked is ever touched, and the essential
+// units stay even when the policy allows nothing at all.
+func TestNeverMasksUnmanagedOrEssential(t *testing.T) {
+	p := policy.Default()
+	p.Services.Allow = nil
+	p.Audit.Baseline, p.Audit.Rules, p.ClamAV.Enabled = false, nil, false
+	f := newFixture(t, p)
+	states := map[string]string{}
+	for _, u := range f.fake.Units() {
+		states[u.Name] = u.FileState
+	}
+	plan := f.plan(t)
+	masked := byAction(plan, engine.ActionMask)
+	for _, n := range masked {
+		assert.Contains(t, []string{"enabled", "enabled-runtime"}, states[n], "%s masked in state %s", n, states[n])
+	}
+	// Now nothing is allowed: ssh, auditd and clamd go too.
+	for _, n := range []string{"ssh.service", "auditd.service", "clamav-daemon.service", "clamav-daemon.socket"} {
+		assert.Contains(t, masked, n)
+	}
+	for _, n := range []string{
+		"getty@.service", "serial-getty@ttyS0.service", "systemd-timesyncd.service", "systemd-pstore.service",
+		"networking.service", "cloud-init.service", "cloud-init-local.service", "cloud-config.service",
+		"cloud-final.service", "cloud-init.target", "remote-fs.target", "console-setup.service", "keyboard-setup.service",
+	} {
+		require.Contains(t, []string{"enabled", "enabled-runtime"}, states[n], "fixture: %s should be enabled", n)
+		assert.NotContains(t, masked, n, "essential unit masked")
+	}
+	for _, n := range []string{"myapp.service", "uuidd.service", "exim4.service", "run-r4e1b2c3d.service", "sshd.service", "-.mount"} {
+		assert.NotContains(t, masked, n)
+	}
+
+	enginetest.Converges(t, f.env, f.step)
+	assert.Equal(t, "linked", f.fake.FileState("myapp.service"))
+	assert.Equal(t, "generated", f.fake.FileState("exim4.service"))
+	_, active, _ := f.fake.State("exim4.service")
+	assert.Equal(t, "active", active, "generated units are not stopped")
+	assert.Equal(t, "enabled", f.fake.FileState("getty@.service"))
+	_, active, _ = f.fake.State("systemd-journald.service")
+	assert.Equal(t, "active", active)
+}
+
+func recorded(t *testing.T, env *engine.Env) []string {
+	t.Helper()
+	data, ok, err := env.Root.ReadFileIfExists(services.StatePath)
+	require.NoError(t, err)
+	if !ok {
+		return nil
+	}
+	var rec struct{ Masked []string }
+	require.NoError(t, json.Unmarshal(data, &rec))
+	return rec.Masked
+}
+
+func TestApplyConverges(t *testing.T) {
+	f := newFixture(t, nil)
+	rep := enginetest.Converges(t, f.env, f.step)
+	assert.Equal(t, engine.StatusChanged, rep.Steps[0].Status)
+
+	for _, n := range maskedOnDebian {
+		assert.Equal(t, "masked", f.fake.FileState(n), n)
+		load, active, _ := f.fake.State(n)
+		assert.NotEqual(t, "active", active, "%s still running", n)
+		if load != "" {
+			assert.Equal(t, "masked", load, "%s: daemon-reload after masking", n)
+		}
+	}
+	assert.Equal(t, maskedOnDebian, recorded(t, f.env))
+	for _, n := range []string{"ssh.service", "auditd.service", "clamav-daemon.service", "clamav-clamonacc.service"} {
+		_, active, _ := f.fake.State(n)
+		assert.Equal(t, "active", active, n)
+	}
+	assert.Equal(t, "enabled", f.fake.FileState("clamav-clamonacc.service"))
+	// Foreign masks untouched.
+	assert.Equal(t, "masked", f.fake.FileState("hwclock.service"))
+	assert.NotContains(t, recorded(t, f.env), "hwclock.service")
+	// The reload happened once per batch of unit file changes, not per unit.
+	assert.LessOrEqual(t, f.fake.Reloads(), 3)
+	assert.GreaterOrEqual(t, f.fake.Reloads(), 1)
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	f := newFixture(t, nil)
+	state := func() string {
+		return enginetest.TreeDigest(t, f.env.Root.Dir()) + fmt.Sprint(f.fake.Units())
+	}
+	rep := enginetest.DryRunChangesNothing(t, f.env, f.step, state)
+	assert.Equal(t, engine.StatusPending, rep.Steps[0].Status)
+	assert.NotEmpty(t, rep.Steps[0].Changes)
+	assert.Empty(t, f.fake.Mutations(), "dry-run sent state-changing calls to systemd")
+}
+
+// A unit harden masked is unmasked, enabled and started once the policy
+// allows it; a unit someone else masked is not, even when allowed.
+func TestLaterAllowUnmasksOwnMaskOnly(t *testing.T) {
+	f := newFixture(t, nil)
+	enginetest.Converges(t, f.env, f.step)
+	require.Equal(t, "masked", f.fake.FileState("cron.service"))
+
+	f.env.Policy.Services.Allow = append(f.env.Policy.Services.Allow,
+		policy.ServiceRule{Name: "cron.service", Why: "batch jobs", Ensure: "running"},
+		policy.ServiceRule{Name: "hwclock.service", Why: "clock", Ensure: "running"})
+	p := f.plan(t)
+	assert.Equal(t, []string{"cron.service"}, byAction(p, engine.ActionUnmask))
+	assert.Equal(t, []string{"cron.service"}, byAction(p, engine.ActionEnable))
+	assert.Equal(t, []string{"cron.service"}, byAction(p, engine.ActionStart))
+	assert.Equal(t, []string{"hwclock.service"}, findingIDs(p, "services.allowed-but-masked"))
+	for _, c := range p.Changes {
+		if c.Object == "unit cron.service" {
+			assert.Equal(t, "services.allow[1]", c.Reason)
+		}
+	}
+
+	rep := enginetest.Converges(t, f.env, f.step)
+	assert.Len(t, rep.Steps[0].Changes, 3)
+	assert.Equal(t, "enabled", f.fake.FileState("cron.service"))
+	_, active, _ := f.fake.State("cron.service")
+	assert.Equal(t, "active", active)
+	assert.NotContains(t, recorded(t, f.env), "cron.service")
+	assert.Equal(t, "masked", f.fake.FileState("hwclock.service"))
+}
+
+// A unit harden masked on an earlier boot that runs anyway (the stop failed,
+// someone started it before the reload) is stopped; the same state on a
+// mask someone else made is only reported.
+func TestOwnMaskedUnitRunningIsStopped(t *testing.T) {
+	running := func(name string) systemdtest.UnitSpec {
+		return systemdtest.UnitSpec{Name: name, FileState: "masked", LoadState: "loaded", ActiveState: "active", SubState: "running"}
+	}
+	f := newFixtureUnits(t, nil, []systemdtest.UnitSpec{running("cups.service"), running("avahi-daemon.service"),
+		{Name: "ssh.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"}})
+	enginetest.WriteFile(t, f.env, services.StatePath, `{"masked": ["cups.service"]}`)
+
+	p := f.plan(t)
+	assert.Equal(t, []string{"cups.service"}, byAction(p, engine.ActionStop))
+	assert.Empty(t, byAction(p, engine.ActionMask))
+	assert.Equal(t, []string{"avahi-daemon.service"}, findingIDs(p, "services.foreign-mask"))
+
+	enginetest.Converges(t, f.env, f.step)
+	_, active, _ := f.fake.State("cups.service")
+	assert.Equal(t, "inactive", active)
+	_, active, _ = f.fake.State("avahi-daemon.service")
+	assert.Equal(t, "active", active, "foreign mask: left alone")
+	assert.Equal(t, []string{"cups.service"}, recorded(t, f.env))
+}
+
+func TestRestartQueueDrainedOnce(t *testing.T) {
+	f := newFixture(t, nil)
+	f.env.Restarts.Request("ssh.service", "sshd.settings")
+	f.env.Restarts.Request("ssh.service", "sshd.max_auth_tries")
+	f.env.Restarts.Request("clamav-daemon.service", "clamav.on_access_paths") // started anyway: no restart
+	f.env.Restarts.Request("cups.service", "someone")                         // masked: no restart
+	f.env.Restarts.Request("nftables.service", "firewall")                    // inactive: no restart
+
+	p := f.plan(t)
+	assert.Equal(t, []string{"ssh.service"}, byAction(p, engine.ActionRestart))
+	for _, c := range p.Changes {
+		if c.Action == engine.ActionRestart {
+			assert.Equal(t, "sshd.settings; sshd.max_auth_tries", c.Reason)
+		}
+	}
+	assert.Equal(t, []string{"nftables.service"}, findingIDs(p, "services.restart-skipped"))
+
+	enginetest.Converges(t, f.env, f.step)
+	restarts := 0
+	for _, c := range f.fake.Mutations() {
+		if c.Method == "RestartUnit" {
+			restarts++
+			assert.Equal(t, "ssh.service", c.Args[0])
+		}
+	}
+	assert.Equal(t, 1, restarts)
+	var pending []string
+	for _, r := range f.env.Restarts.Pending() {
+		pending = append(pending, r.Unit)
+	}
+	assert.Equal(t, []string{"nftables.service"}, pending, "only the skipped one is left")
+	// The restart was the last thing systemd was asked to do.
+	muts := f.fake.Mutations()
+	assert.Equal(t, "RestartUnit", muts[len(muts)-1].Method)
+}
+
+func TestNoSystemd(t *testing.T) {
+	open := systemd.Shared(systemd.Options{Address: "unix:path=" + filepath.Join(t.TempDir(), "none")})
+	env := enginetest.Env(t, nil, nil)
+	env.Restarts.Request("ssh.service", "sshd.settings")
+	rep, _ := enginetest.Run(t, env, false, services.New(open))
+	s := rep.Steps[0]
+	assert.Equal(t, engine.StatusOK, s.Status, s.Error)
+	assert.Empty(t, s.Changes)
+	require.Len(t, s.Findings, 1)
+	assert.Equal(t, "services.no-systemd", s.Findings[0].ID)
+	assert.Contains(t, s.Findings[0].Message, "no systemd: units not managed")
+	assert.Contains(t, s.Findings[0].Message, "1 queued restart(s) not run")
+}
+
+func TestJobFailureFailsStep(t *testing.T) {
+	f := newFixture(t, nil)
+	f.fake.Inject(systemdtest.Fault{Method: "StartUnit", Unit: "clamav-daemon.service", JobResult: "failed"})
+	rep, _ := enginetest.Run(t, f.env, false, f.step)
+	s := rep.Steps[0]
+	assert.Equal(t, engine.StatusFailed, s.Status)
+	assert.Contains(t, s.Error, "clamav-daemon.service")
+	assert.Contains(t, s.Error, `"failed"`)
+}
+
+// BenchmarkPlanConverged is the cost of a boot with nothing to change: two
+// D-Bus calls over a real bus for ~270 unit files, and the comparison.
+func BenchmarkPlanConverged(b *testing.B) {
+	bus := systemdtest.StartBus(b)
+	systemdtest.NewFake(b, bus, systemdtest.DebianServer(b))
+	open := systemd.Shared(systemd.Options{Address: bus.Address})
+	env := enginetest.Env(b, nil, nil)
+	step := services.New(open)
+	enginetest.Run(b, env, false, step)
+	b.ResetTimer()
+	for range b.N {
+		p, err := step.Plan(context.Background(), env)
+		if err != nil || len(p.Changes) != 0 {
+			b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
+		}
+	}
+}
