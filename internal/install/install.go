@@ -30,8 +30,30 @@ import (
 // UnitDir is where the units go: the administrator's directory, above the packages' units.
 const UnitDir = "/etc/systemd/system"
 
-// Binary is where the units expect harden (their ExecStart=).
+// Binary is where the units expect harden (their ExecStart=). unitsBinary checks that every
+// embedded unit agrees, so a unit edited to another path fails the tests, not a boot.
 const Binary = "/usr/local/sbin/harden"
+
+// unitsBinary returns the program every unit's ExecStart= runs, or an error naming the units
+// that disagree.
+func unitsBinary(units []Unit) (string, error) {
+	seen := map[string][]string{}
+	for _, u := range units {
+		for _, line := range strings.Split(string(u.Data), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ExecStart="); ok {
+				if f := strings.Fields(strings.TrimLeft(v, "-@:+!")); len(f) > 0 {
+					seen[f[0]] = append(seen[f[0]], u.Name)
+				}
+			}
+		}
+	}
+	if len(seen) == 1 {
+		for b := range seen {
+			return b, nil
+		}
+	}
+	return "", fmt.Errorf("install: the units do not agree on the harden binary: %v", seen)
+}
 
 // Systemd is the part of internal/systemd's Manager that install uses (a *systemd.Conn).
 type Systemd interface {
@@ -84,12 +106,16 @@ func Units() ([]Unit, error) {
 // nothing and does not reload. A missing binary is an error: units that cannot start would
 // leave the machine without its firewall at the next boot.
 func Run(ctx context.Context, opts Options) ([]Change, error) {
-	if fi, err := opts.Root.Stat(Binary); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return nil, fmt.Errorf("install: %s is not an executable file in %s: put the harden binary there first", Binary, opts.Root.Dir())
-	}
 	units, err := Units()
 	if err != nil {
 		return nil, err
+	}
+	bin, err := unitsBinary(units)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := opts.Root.Stat(bin); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("install: %s is not an executable file in %s: put the harden binary there first", bin, opts.Root.Dir())
 	}
 	var changes []Change
 	for _, u := range units {

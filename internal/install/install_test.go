@@ -138,6 +138,16 @@ func TestInstallRefusesRegularFileInWantsDir(t *testing.T) {
 	require.ErrorContains(t, err, "is not a symlink")
 }
 
+func TestUnitsAgreeOnBinary(t *testing.T) {
+	units, err := Units()
+	require.NoError(t, err)
+	bin, err := unitsBinary(units)
+	require.NoError(t, err, "every unit must run the same harden binary")
+	assert.Equal(t, Binary, bin)
+	_, err = unitsBinary(append(units, Unit{Name: "x.service", Data: []byte("[Service]\nExecStart=/usr/bin/harden apply\n")}))
+	require.ErrorContains(t, err, "do not agree")
+}
+
 func TestInstallTargets(t *testing.T) {
 	dirs, err := InstallTargets([]byte("[Unit]\nWantedBy=x.target\n[Install]\n# c\nWantedBy=a.target b.target\nRequiredBy = c.target\n"))
 	require.NoError(t, err)
