@@ -26,8 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	exit 1
 fi
 
-mkdir -p bin
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/harden ./cmd/harden
-export HARDEN_BIN=$PWD/bin/harden
+# HARDEN_BIN=/path/to/harden tests that binary instead of building this tree's.
+if [ -z "${HARDEN_BIN:-}" ]; then
+	mkdir -p bin
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/harden ./cmd/harden
+	export HARDEN_BIN=$PWD/bin/harden
+fi
 cd integration
 exec go test -tags integration -count=1 -p 1 -v -timeout 60m "$@" .
