@@ -105,8 +105,10 @@ func handIn(t *testing.T, sc scenario, dir string) {
 		put("etc/harden/policy.yaml", read(filepath.Join("testdata", sc.policy)), 0o600)
 	}
 	if sc.decoy {
-		put("etc/systemd/system/harden-test-decoy.service", read("guest/harden-test-decoy.service"), 0o644)
-		link("etc/systemd/system/multi-user.target.wants/harden-test-decoy.service", "/etc/systemd/system/harden-test-decoy.service")
+		// Where a package puts its units: the services step masks those (a unit file in
+		// /etc would be deleted by a mask, so it reports those instead).
+		put("usr/lib/systemd/system/harden-test-decoy.service", read("guest/harden-test-decoy.service"), 0o644)
+		link("etc/systemd/system/multi-user.target.wants/harden-test-decoy.service", "/usr/lib/systemd/system/harden-test-decoy.service")
 	}
 	if sc.install {
 		// What an image build does: the real `harden install` and `harden stamp` on the tree.
