@@ -3,8 +3,8 @@
 #
 #   integration/run.sh [go test flags, e.g. -run TestBaked]
 #
-# Host packages (Debian/Ubuntu): qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio xz-utils
-# busybox-static openssh-client jq, plus Go. The image is cached in $HARDEN_VM_CACHE
+# Host packages (Debian/Ubuntu): qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils
+# busybox-static openssh-client, plus Go. The image is cached in $HARDEN_VM_CACHE
 # (default /var/cache/harden-integration), keyed by a hash of integration/image/; the logs of a
 # failed boot are kept in $HARDEN_VM_ARTIFACTS (default $TMPDIR/harden-integration).
 # HARDEN_VM_CLOUD_INIT=0 skips the (slow) cloud-init boot; HARDEN_VM_KEEP=1 keeps the logs of
@@ -17,12 +17,12 @@ missing=()
 for tool in qemu-system-x86_64 mmdebstrap mkfs.ext4 cpio xz apt-get dpkg-deb; do
 	command -v "$tool" >/dev/null || missing+=("$tool")
 done
-if ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' && ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'; then
+if [ ! -x /bin/busybox ] || ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'; then
 	missing+=("busybox-static (/bin/busybox must be static: it runs in the initrd)")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "integration/run.sh: missing host tools: ${missing[*]}" >&2
-	echo "  apt-get install qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio xz-utils busybox-static openssh-client" >&2
+	echo "  apt-get install qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static openssh-client" >&2
 	exit 1
 fi
 
