@@ -16,7 +16,7 @@ var Policy []byte
 //go:embed audit/baseline.rules
 var AuditBaseline []byte
 
-// Units are the systemd units `harden install` writes (under units/).
+// Units are the systemd units `harden install` writes to /etc/systemd/system (units/*).
 //
 //go:embed units
 var Units embed.FS

@@ -16,7 +16,7 @@ func TestFirewallUnitRunsBeforeTheNetwork(t *testing.T) {
 	unit := string(b)
 	for _, want := range []string{
 		"DefaultDependencies=no\n", "Before=network-pre.target\n", "Wants=network-pre.target\n",
-		"ExecStart=/usr/local/bin/harden apply --only firewall\n", "Type=oneshot\n",
+		"ExecStart=/usr/local/sbin/harden apply --only firewall\n", "Type=oneshot\n",
 	} {
 		assert.Contains(t, unit, want)
 	}

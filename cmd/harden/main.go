@@ -45,6 +45,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"version": runVersion,
 	"watch":   runWatch,
 	"alert":   runAlert,
+	"install": runInstall,
+	"stamp":   runStamp,
 }
 
 func main() {

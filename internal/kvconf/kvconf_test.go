@@ -51,9 +51,9 @@ func TestSetInsertsAfterCommentedDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(f.Bytes()), "#OnAccessIncludePath /home\nOnAccessIncludePath /home\nOnAccessIncludePath /tmp\nLogSyslog false\n")
 	// Absent key without a commented default goes to the end.
-	_, err = f.Set("VirusEvent", "/usr/local/bin/harden alert virus")
+	_, err = f.Set("VirusEvent", "/usr/local/sbin/harden alert virus")
 	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(string(f.Bytes()), "OnAccessMaxFileSize 5M\nVirusEvent /usr/local/bin/harden alert virus\n"))
+	assert.True(t, strings.HasSuffix(string(f.Bytes()), "OnAccessMaxFileSize 5M\nVirusEvent /usr/local/sbin/harden alert virus\n"))
 }
 
 func TestSetListShrinksGrowsAndDeletes(t *testing.T) {

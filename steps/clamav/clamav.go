@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/install"
 )
 
 // Debian's file locations.
@@ -23,8 +24,9 @@ const (
 	DefaultDBDir  = "/var/lib/clamav"
 	// StatePath records freshclam attempts (time, boot, result) for the back-off.
 	StatePath = "/var/lib/harden/freshclam.json"
-	// HardenPath is where images install harden; VirusEvent calls it.
-	HardenPath = "/usr/local/bin/harden"
+	// HardenPath is where images install harden (the same path every unit runs); VirusEvent
+	// calls it.
+	HardenPath = install.Binary
 )
 
 // Units the step asks the services step to restart when clamd.conf changed. clamonacc reads

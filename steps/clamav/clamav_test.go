@@ -107,7 +107,7 @@ func TestSettingsWrittenKeyByKey(t *testing.T) {
 	assert.Equal(t, []string{"clamav"}, clamd.Get("OnAccessExcludeUname"))
 	assert.Equal(t, []string{"yes"}, clamd.Get("OnAccessPrevention"))
 	assert.Equal(t, []string{"yes"}, clamd.Get("OnAccessExtraScanning"))
-	assert.Equal(t, []string{"/usr/local/bin/harden alert virus"}, clamd.Get("VirusEvent"))
+	assert.Equal(t, []string{"/usr/local/sbin/harden alert virus"}, clamd.Get("VirusEvent"))
 	owned := map[string]bool{"OnAccessIncludePath": true, "OnAccessExcludePath": true, "OnAccessExcludeUname": true,
 		"OnAccessPrevention": true, "OnAccessExtraScanning": true, "VirusEvent": true, "PrivateMirror": true}
 	for _, k := range origClamd.Keys() {
@@ -241,7 +241,7 @@ func TestClamconfAcceptsResult(t *testing.T) {
 		`OnAccessExcludeUname = "clamav"`,
 		`OnAccessPrevention disabled`,
 		`OnAccessExtraScanning = "yes"`,
-		`VirusEvent = "/usr/local/bin/harden alert virus"`,
+		`VirusEvent = "/usr/local/sbin/harden alert virus"`,
 		`PrivateMirror = "http://127.0.0.1:8080"`,
 	} {
 		assert.Contains(t, text, want)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/install"
+)
+
+// runStamp: `harden stamp [--root DIR] [--image-id ID]`, run as the last step of an image
+// build: records the build time (the os step's image-age check) and removes files that must
+// not be shared by every machine made from the image.
+func runStamp(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("stamp", stderr)
+	root := fs.String("root", "/", "the image tree to stamp")
+	id := fs.String("image-id", "", "image identifier to record (IMAGE_ID=)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return 1
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "harden stamp: unexpected arguments %q\n", pos)
+		return 1
+	}
+	changes, err := install.Stamp(fsroot.New(*root).WithBackupDir(backupDirFor("stamp")), time.Now(), *id)
+	printChanges(stdout, changes, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "harden stamp: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// backupDirFor keeps each command's backups apart, like apply's per-run directories.
+func backupDirFor(cmd string) string {
+	return fmt.Sprintf("%s/%s-%s", fsroot.DefaultBackupDir, cmd, time.Now().UTC().Format("20060102T150405Z"))
+}

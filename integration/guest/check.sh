@@ -1,0 +1,370 @@
+#!/bin/bash
+# Guest-side checker of the integration suite. harden-check.service runs it once the boot has
+# settled. It talks to the host harness over the second serial port (/dev/ttyS1):
+#
+#   guest -> host   CHECK <name> PASS|FAIL|SKIP <detail>     one line per check
+#                   FIGURE <name> <value>                    a measured number
+#                   HOST <request> <args>                    the host probes from outside, then
+#   host -> guest   HOST-DONE                                answers so the guest carries on
+#                   DONE                                     the guest is powering off
+#
+# The scenario (baked | broken | cloud-init) is in /etc/harden-test/scenario. Checks whose
+# harden step is not in this binary yet print SKIP with the reason: they turn on by themselves
+# when the step is merged (the step list comes from the binary's own report).
+set -u
+export LC_ALL=C PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+POLICY_CHANGE_ID=8f1b5b2c6a0e4d57a3c1e9d2b7f40a61
+FAIL_CLOSED_ID=5b9d1f3e7a2c4e6081b3d5f7a9c1e3f5
+ALERT_ID=a9e4c7b2d1f04e3a8b6c5d2e1f0a9b8c
+RESULTS=/run/harden-results
+STATE=/var/lib/harden-test
+mkdir -p "$RESULTS" "$STATE"
+
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+exec 3<>/dev/ttyS1
+say() { printf '%s\n' "$*" >&3; }
+check() { # name PASS|FAIL|SKIP detail...
+	local name=$1 st=$2
+	shift 2
+	say "CHECK $name $st $*"
+}
+figure() { say "FIGURE $1 $2"; }
+# host REQUEST ARGS: ask the host to probe from outside and wait for its answer.
+host() {
+	say "HOST $*"
+	local line
+	while read -r -t 120 line <&3; do
+		[ "${line%$'\r'}" = HOST-DONE ] && return 0
+	done
+	check host-answer FAIL "no HOST-DONE from the harness within 120 s"
+}
+
+scenario=$(cat /etc/harden-test/scenario 2>/dev/null || echo baked)
+boot=1
+[ -e "$STATE/boot1-done" ] && boot=2
+say "HELLO scenario=$scenario boot=$boot"
+
+# Wait for the boot to settle (units failing is for the checks to judge, not a reason to hang).
+state=$(timeout 300 systemctl is-system-running --wait 2>/dev/null)
+say "INFO system state: ${state:-timeout}; failed units: $(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+figure boot-settled-ms $(($(cut -d. -f1 /proc/uptime) * 1000))
+
+prop() { systemctl show -P "$2" "$1" 2>/dev/null; }
+# usec_ms MONOTONIC_USEC: milliseconds for the figures.
+usec_ms() { echo $(($1 / 1000)); }
+
+# The steps this binary has: the names in its last report (harden.service wrote it).
+REPORT=/var/lib/harden/last-run.json
+# The runner names its steps when --only names one it does not have.
+steps=" $(harden apply --dry-run --policy /etc/harden-test/good-policy.yaml --only list-steps 2>&1 |
+	sed -n 's/.*(steps: \[\(.*\)\]).*/\1/p') "
+if [ "$steps" = "  " ] && [ -s "$REPORT" ]; then
+	steps=" $(jq -r '.steps[].name' "$REPORT" 2>/dev/null | tr '\n' ' ')"
+fi
+say "INFO harden steps:$steps"
+has_step() { case "$steps" in *" $1 "*) return 0 ;; esac; return 1; }
+need_step() { # name step: print SKIP and fail when the step is not in this binary
+	has_step "$2" && return 0
+	check "$1" SKIP "step $2 is not in this harden binary yet (report steps:${steps:- none})"
+	return 1
+}
+
+unit_result() { echo "$(prop "$1" Result)/$(prop "$1" ExecMainStatus)"; }
+
+unit_duration_ms() { # a oneshot's ExecStart run time
+	local s e
+	s=$(prop "$1" ExecMainStartTimestampMonotonic)
+	e=$(prop "$1" ExecMainExitTimestampMonotonic)
+	[ -n "$s" ] && [ -n "$e" ] && [ "$e" -gt 0 ] && echo $(((e - s) / 1000))
+}
+
+check_harden_service() { # expected Result
+	local r
+	r=$(unit_result harden.service)
+	if [ "$r" = "success/0" ]; then
+		check harden-service PASS "harden.service $r"
+	else
+		check harden-service FAIL "harden.service $r: $(journalctl -b -u harden.service -o cat | tail -5 | tr '\n' '|')"
+	fi
+	figure harden-service-ms-boot$boot "$(unit_duration_ms harden.service)"
+}
+
+check_report() {
+	if jq -e '.run_id != "" and (.steps | type == "array") and (.status | type == "string")' "$REPORT" >/dev/null 2>&1; then
+		check last-run-json PASS "status $(jq -r .status "$REPORT"), steps:$steps"
+	else
+		check last-run-json FAIL "$REPORT missing or not a harden report"
+	fi
+}
+
+check_firewall_order() {
+	need_step firewall-before-network firewall || return
+	local r fw_exit pre
+	r=$(unit_result harden-firewall.service)
+	fw_exit=$(prop harden-firewall.service ExecMainExitTimestampMonotonic)
+	pre=$(prop network-pre.target ActiveEnterTimestampMonotonic)
+	if [ "$r" != success/0 ]; then
+		check firewall-before-network FAIL "harden-firewall.service $r"
+	elif [ -n "$fw_exit" ] && [ -n "$pre" ] && [ "$pre" -gt 0 ] && [ "$fw_exit" -le "$pre" ]; then
+		check firewall-before-network PASS "firewall done at $(usec_ms "$fw_exit") ms, network-pre.target at $(usec_ms "$pre") ms"
+		figure firewall-lead-ms $(((pre - fw_exit) / 1000))
+	else
+		check firewall-before-network FAIL "firewall done at ${fw_exit} us, network-pre.target at ${pre} us"
+	fi
+	figure harden-firewall-ms "$(unit_duration_ms harden-firewall.service)"
+	if nft list table inet harden >"$RESULTS/nft-harden.txt" 2>&1; then
+		check nft-table PASS "table inet harden: $(grep -c . "$RESULTS/nft-harden.txt") lines"
+	else
+		check nft-table FAIL "$(head -1 "$RESULTS/nft-harden.txt")"
+	fi
+}
+
+# Findings the test image causes on purpose; any other critical finding fails.
+EXPECTED_CRITICAL="clamav.database-missing"
+check_findings() {
+	local other
+	other=$(jq -r '.steps[].findings // [] | .[] | select(.severity == "critical") | .id' "$REPORT" 2>/dev/null |
+		grep -vxF "$EXPECTED_CRITICAL" | sort -u | tr '\n' ' ')
+	if [ -z "$other" ]; then
+		check findings PASS "no critical finding but the expected ($EXPECTED_CRITICAL: the test image has no real signatures)"
+	else
+		check findings FAIL "unexpected critical findings: $other"
+	fi
+}
+
+check_converged() {
+	local start end rc
+	start=$(date +%s%N)
+	harden apply --detailed-exitcode >"$RESULTS/second-apply.txt" 2>&1
+	rc=$?
+	end=$(date +%s%N)
+	figure converged-apply-ms $(((end - start) / 1000000))
+	if [ $rc = 0 ]; then
+		check converged PASS "second harden apply --detailed-exitcode exited 0"
+	else
+		check converged FAIL "second apply exited $rc: $(tail -5 "$RESULTS/second-apply.txt" | tr '\n' '|')"
+	fi
+}
+
+check_journal() {
+	local n missing
+	journalctl -b -o json "MESSAGE_ID=$POLICY_CHANGE_ID" >"$RESULTS/changes.json" 2>/dev/null
+	n=$(grep -c . "$RESULTS/changes.json")
+	if [ "$n" = 0 ]; then
+		if [ -n "$(jq -r '[.steps[].changes // [] | length] | add' "$REPORT" 2>/dev/null | grep -v '^0$')" ]; then
+			check journal-records FAIL "the report lists changes but the journal has no change record"
+		else
+			check journal-records SKIP "no change this boot (nothing to record)"
+		fi
+		return
+	fi
+	missing=$(jq -r 'select((.HARDEN_RUN_ID // "") == "" or (.HARDEN_STEP // "") == "" or (.HARDEN_OBJECT // "") == "" or (.HARDEN_ACTION // "") == "") | .MESSAGE' "$RESULTS/changes.json" | head -3)
+	if [ -z "$missing" ]; then
+		check journal-records PASS "$n change records, each with HARDEN_RUN_ID/STEP/OBJECT/ACTION"
+	else
+		check journal-records FAIL "records without HARDEN_* fields: $missing"
+	fi
+}
+
+check_sshd() {
+	need_step sshd-effective sshd || return
+	local t
+	t=$(sshd -T 2>&1)
+	if grep -qx 'permitrootlogin no' <<<"$t" && grep -qx 'passwordauthentication no' <<<"$t"; then
+		check sshd-effective PASS "sshd -T: permitrootlogin no, passwordauthentication no"
+	else
+		check sshd-effective FAIL "sshd -T: $(grep -E '^(permitrootlogin|passwordauthentication) ' <<<"$t" | tr '\n' ' ')"
+	fi
+}
+
+check_audit() {
+	need_step audit-rules audit || return
+	local file=/etc/audit/rules.d/harden.rules kernel want
+	auditctl -l >"$RESULTS/auditctl-l.txt" 2>&1
+	kernel=$(grep -c '^-[aw]' "$RESULTS/auditctl-l.txt")
+	want=$(grep -c '^-[aw]' "$file" 2>/dev/null)
+	if ! systemctl is-active -q auditd.service; then
+		check audit-rules FAIL "auditd is not running"
+	elif [ "$kernel" -gt 0 ] && [ "$kernel" = "$want" ] && grep -q 'key=harden-test\|-k harden-test' "$RESULTS/auditctl-l.txt"; then
+		check audit-rules PASS "auditd runs; kernel has the $kernel rules of $file, the policy's extra rule included"
+	else
+		check audit-rules FAIL "kernel $kernel rules, $file $want, extra rule: $(grep -c harden-test "$RESULTS/auditctl-l.txt")"
+	fi
+}
+
+check_services() {
+	need_step services-masked services || return
+	local en act sys
+	en=$(systemctl is-enabled harden-test-decoy.service 2>&1)
+	act=$(systemctl is-active harden-test-decoy.service 2>&1)
+	if [ "$en" = masked ] && [ "$act" != active ]; then
+		check services-masked PASS "decoy unit not on the allowlist: $en, $act"
+	else
+		check services-masked FAIL "decoy unit: $en, $act"
+	fi
+	sys=$(systemctl is-system-running 2>&1)
+	if [ "$sys" = running ] && systemctl is-active -q ssh.service dbus.service systemd-journald.service; then
+		check system-running PASS "system running, ssh/dbus/journald active"
+	else
+		check system-running FAIL "system $sys; failed: $(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+	fi
+}
+
+check_clamav() {
+	need_step clamav-eicar clamav || return
+	local i
+	if ! systemctl is-active -q clamav-daemon.service clamav-clamonacc.service; then
+		check clamav-eicar FAIL "clamd $(systemctl is-active clamav-daemon.service), clamonacc $(systemctl is-active clamav-clamonacc.service)"
+		return
+	fi
+	# Written from here the on-access scanner sees it (harden-check runs as root, not clamav).
+	printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >/tmp/eicar.com
+	cat /tmp/eicar.com >/dev/null 2>&1
+	for i in $(seq 60); do
+		if journalctl -b -o cat "MESSAGE_ID=$ALERT_ID" | grep -q 'Harden.Test.EICAR'; then
+			check clamav-eicar PASS "clamonacc detected /tmp/eicar.com; harden alert in the journal after ${i}s"
+			return
+		fi
+		sleep 1
+	done
+	check clamav-eicar FAIL "no alert for /tmp/eicar.com within 60 s; clamonacc: $(journalctl -b -o cat | grep -m1 -i eicar)"
+}
+
+# A listener on a port the policy does not allow: the host must get no data from it.
+start_decoy_listener() {
+	mkdir -p /run/www && echo harden-test-decoy >/run/www/index.html
+	busybox httpd -p 8080 -h /run/www
+}
+
+finish() {
+	journalctl -b --no-pager -o short-monotonic >"$RESULTS/journal.txt" 2>&1
+	cp -a /var/lib/harden/last-run.json "$RESULTS/" 2>/dev/null
+	systemctl list-units --all --plain --no-legend >"$RESULTS/units.txt" 2>&1
+	tar -cf /dev/vdb -C "$RESULTS" . 2>/dev/null
+	sync
+}
+
+case "$scenario:$boot" in
+baked:1)
+	check_harden_service
+	check_report
+	check_findings
+	check_firewall_order
+	check_sshd
+	check_audit
+	check_journal
+	check_services
+	check_clamav
+	check_converged
+	start_decoy_listener
+	host probe "steps=${steps// /,}" expect-ssh=open
+	finish
+	touch "$STATE/boot1-done"
+	sync
+	say "REBOOT"
+	systemctl reboot
+	exit 0
+	;;
+baked:2)
+	check_harden_service
+	changes=$(jq -r '[.steps[].changes // [] | length] | add // 0' "$REPORT" 2>/dev/null)
+	if [ "$(jq -r .status "$REPORT")" = ok ] && [ "$changes" = 0 ]; then
+		check reboot-no-changes PASS "second boot: harden.service changed nothing"
+	else
+		check reboot-no-changes FAIL "second boot: status $(jq -r .status "$REPORT"), $changes changes"
+	fi
+	check_firewall_order
+	;;
+broken:1)
+	# The policy on disk does not parse: the firewall falls back to the embedded default
+	# (fail closed), the run exits 1 and the journal says why.
+	r=$(unit_result harden-firewall.service)
+	if [ "$r" = exit-code/1 ]; then
+		check broken-exit-1 PASS "harden-firewall.service $r"
+	else
+		check broken-exit-1 FAIL "harden-firewall.service $r (want exit-code/1)"
+	fi
+	if journalctl -b -o cat "MESSAGE_ID=$FAIL_CLOSED_ID" | grep -q .; then
+		check broken-journal PASS "$(journalctl -b -o cat "MESSAGE_ID=$FAIL_CLOSED_ID" | head -1)"
+	else
+		check broken-journal FAIL "no fail-closed record in the journal"
+	fi
+	if need_step broken-default-firewall firewall; then
+		if nft list table inet harden >/dev/null 2>&1; then
+			check broken-default-firewall PASS "table inet harden loaded from the embedded default"
+		else
+			check broken-default-firewall FAIL "no table inet harden"
+		fi
+	fi
+	start_decoy_listener
+	host probe "steps=${steps// /,}" expect-ssh=closed
+	# Dry run on this unhardened machine, with the good policy: it lists the changes and the
+	# machine is unchanged afterwards.
+	cp /etc/harden-test/good-policy.yaml /etc/harden/policy.yaml
+	snapshot() {
+		nft list ruleset 2>&1 | sed 's/counter packets [0-9]* bytes [0-9]*/counter/' 
+		auditctl -l 2>&1
+		auditctl -s 2>&1 | grep -v -E '^(lost|backlog) '
+		sshd -T 2>&1
+		systemctl list-unit-files --no-legend --plain 2>&1
+		find /etc /usr/local -xdev -type f -newer /etc/harden-test/scenario -not -path '/etc/harden/policy.yaml' 2>&1
+	}
+	snapshot >"$RESULTS/before-dry-run.txt"
+	harden apply --dry-run --detailed-exitcode >"$RESULTS/dry-run.txt" 2>&1
+	rc=$?
+	harden apply --dry-run --output json >"$RESULTS/dry-run.json" 2>/dev/null
+	snapshot >"$RESULTS/after-dry-run.txt"
+	# An unhardened machine needs changes from any step that changes things (the os step
+	# only reports): the plan must list them, and no step may fail. The exit code is 2, or 1
+	# when findings reach run.fail_on (this policy's fail_on is none).
+	planned=$(jq '[.steps[].changes // [] | length] | add // 0' "$RESULTS/dry-run.json" 2>/dev/null)
+	errors=$(jq -r '.steps[] | select((.error // "") != "") | .name' "$RESULTS/dry-run.json" 2>/dev/null | tr '\n' ' ')
+	want_changes=0
+	for s in firewall sshd audit services; do has_step $s && want_changes=1; done
+	if [ -z "$errors" ] && { [ $want_changes = 0 ] || { [ "${planned:-0}" -gt 0 ] && [ $rc = 2 ]; }; } &&
+		cmp -s "$RESULTS/before-dry-run.txt" "$RESULTS/after-dry-run.txt"; then
+		check dry-run PASS "exit $rc, $planned planned changes, machine unchanged (nft, audit, sshd -T, unit files, /etc)"
+	else
+		check dry-run FAIL "exit $rc, $planned planned, step errors: ${errors:-none}; changed: $(diff "$RESULTS/before-dry-run.txt" "$RESULTS/after-dry-run.txt" | head -3 | tr '\n' '|')"
+	fi
+	;;
+cloud-init:1)
+	timeout 200 cloud-init status --wait >/dev/null 2>&1
+	if cloud-init schema --config-file /var/lib/harden-seed/user-data >"$RESULTS/schema.txt" 2>&1; then
+		check cloud-init-schema PASS "$(tail -1 "$RESULTS/schema.txt")"
+	else
+		check cloud-init-schema FAIL "$(tr '\n' '|' <"$RESULTS/schema.txt")"
+	fi
+	cloud-init status --long >"$RESULTS/cloud-init-status.txt" 2>&1
+	cp /var/log/cloud-init-output.log "$RESULTS/" 2>/dev/null
+	if grep -qx 'status: done' "$RESULTS/cloud-init-status.txt"; then
+		check cloud-init-status PASS "cloud-init status: done (every module, runcmd included, succeeded)"
+	else
+		check cloud-init-status FAIL "$(tr '\n' '|' <"$RESULTS/cloud-init-status.txt" | cut -c1-400)"
+	fi
+	p=$(stat -c '%U %a' /etc/harden/policy.yaml 2>&1)
+	if [ "$p" = "root 600" ]; then
+		check cloud-init-policy PASS "/etc/harden/policy.yaml written, root 0600"
+	else
+		check cloud-init-policy FAIL "/etc/harden/policy.yaml: $p"
+	fi
+	if [ "$(systemctl is-enabled harden.service 2>&1)" = enabled ] && [ "$(systemctl is-enabled harden-firewall.service 2>&1)" = enabled ]; then
+		check cloud-init-install PASS "harden install ran: units enabled"
+	else
+		check cloud-init-install FAIL "harden.service $(systemctl is-enabled harden.service 2>&1)"
+	fi
+	if [ -s "$REPORT" ] && jq -e .run_id "$REPORT" >/dev/null 2>&1; then
+		check cloud-init-apply PASS "harden apply ran: report status $(jq -r .status "$REPORT")"
+	else
+		check cloud-init-apply FAIL "no report from harden apply: $(tail -3 /var/log/cloud-init-output.log | tr '\n' '|')"
+	fi
+	;;
+*)
+	check scenario FAIL "unknown scenario $scenario boot $boot"
+	;;
+esac
+finish
+say "DONE"
+sleep 1
+echo 1 >/proc/sys/kernel/sysrq
+echo o >/proc/sysrq-trigger
