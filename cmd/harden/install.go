@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/install"
 	"github.com/harden-dev/harden/internal/systemd"
@@ -35,6 +37,10 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer conn.Close()
 		opts.Systemd = conn
+		opts.Tmpfiles = func(ctx context.Context, file string) error {
+			_, err := command.Exec{}.Run(ctx, command.Cmd{Name: "systemd-tmpfiles", Args: []string{"--create", file}, Timeout: 30 * time.Second})
+			return err
+		}
 	}
 	changes, err := install.Run(ctx, opts)
 	printChanges(stdout, changes, *dryRun)

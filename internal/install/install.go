@@ -30,6 +30,11 @@ import (
 // UnitDir is where the units go: the administrator's directory, above the packages' units.
 const UnitDir = "/etc/systemd/system"
 
+// TmpfilesPath creates harden's state directories at every boot, among them the alert
+// spool's inbox that clamd's VirusEvent (as the clamav user) writes to: harden-watch's
+// sandbox may not chown, so systemd-tmpfiles makes it with the right group.
+const TmpfilesPath = "/etc/tmpfiles.d/harden.conf"
+
 // Binary is where the units expect harden (their ExecStart=). unitsBinary checks that every
 // embedded unit agrees, so a unit edited to another path fails the tests, not a boot.
 const Binary = "/usr/local/sbin/harden"
@@ -68,6 +73,9 @@ type Options struct {
 	// Systemd enables the units on a live machine; nil means an image tree (symlinks, and
 	// no systemd to reload).
 	Systemd Systemd
+	// Tmpfiles applies a tmpfiles.d file now (systemd-tmpfiles --create FILE) on a live
+	// machine; nil in an image tree, where systemd-tmpfiles runs at the image's first boot.
+	Tmpfiles func(ctx context.Context, file string) error
 }
 
 // Change is one thing Run did (or, in a dry run, would do).
@@ -118,6 +126,17 @@ func Run(ctx context.Context, opts Options) ([]Change, error) {
 		return nil, fmt.Errorf("install: %s is not an executable file in %s: put the harden binary there first", bin, opts.Root.Dir())
 	}
 	var changes []Change
+	tmpfiles, err := writeFile(opts, TmpfilesPath, assets.Tmpfiles)
+	if err != nil {
+		return nil, err
+	}
+	changes = append(changes, tmpfiles...)
+	if len(tmpfiles) > 0 && !opts.DryRun && opts.Tmpfiles != nil {
+		// Now, not only at the next boot: harden watch may start right after install.
+		if err := opts.Tmpfiles(ctx, opts.Root.Path(TmpfilesPath)); err != nil {
+			return changes, fmt.Errorf("install: systemd-tmpfiles --create %s: %w", TmpfilesPath, err)
+		}
+	}
 	for _, u := range units {
 		c, err := writeUnit(opts, u)
 		if err != nil {
@@ -174,8 +193,11 @@ func enableChanges(ctx context.Context, opts Options, units []Unit) ([]Change, e
 }
 
 func writeUnit(opts Options, u Unit) ([]Change, error) {
-	name := path.Join(UnitDir, u.Name)
-	same, err := opts.Root.Same(name, u.Data, 0o644)
+	return writeFile(opts, path.Join(UnitDir, u.Name), u.Data)
+}
+
+func writeFile(opts Options, name string, data []byte) ([]Change, error) {
+	same, err := opts.Root.Same(name, data, 0o644)
 	if err != nil || same {
 		return nil, err
 	}
@@ -184,7 +206,7 @@ func writeUnit(opts Options, u Unit) ([]Change, error) {
 		action = "update"
 	}
 	if !opts.DryRun {
-		if _, err := opts.Root.WriteFile(name, u.Data, 0o644); err != nil {
+		if _, err := opts.Root.WriteFile(name, data, 0o644); err != nil {
 			return nil, fmt.Errorf("install: %w", err)
 		}
 	}

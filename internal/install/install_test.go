@@ -74,7 +74,26 @@ func TestInstallWritesAndEnablesUnits(t *testing.T) {
 	}
 	_, err = os.Lstat(root.Path("/etc/systemd/system/multi-user.target.wants/harden-audit.service"))
 	assert.True(t, os.IsNotExist(err))
-	assert.Len(t, changes, len(units)+4)
+	tmpfiles, err := os.ReadFile(root.Path(TmpfilesPath))
+	require.NoError(t, err)
+	assert.Contains(t, string(tmpfiles), "/var/lib/harden/spool/inbox    0730 root clamav")
+	assert.Len(t, changes, 1+len(units)+4)
+}
+
+// On a live machine the tmpfiles.d entry is applied at once (the inbox must exist before
+// clamd's first detection), and only when it changed.
+func TestInstallAppliesTmpfilesOnce(t *testing.T) {
+	root := rootWithBinary(t)
+	var applied []string
+	opts := Options{Root: root, Tmpfiles: func(_ context.Context, file string) error {
+		applied = append(applied, file)
+		return nil
+	}}
+	_, err := Run(context.Background(), opts)
+	require.NoError(t, err)
+	_, err = Run(context.Background(), opts)
+	require.NoError(t, err)
+	assert.Equal(t, []string{root.Path(TmpfilesPath)}, applied)
 }
 
 func TestInstallIsIdempotent(t *testing.T) {
@@ -223,7 +242,7 @@ func TestInstallLiveEnablesThenReloads(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 9)
+	assert.Len(t, changes, 10) // tmpfiles.d, 5 units, 4 links
 	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-watch.service", "harden.service"}}, sd.enabled,
 		"every unit with an [Install] section, in one call; harden-audit.service only through its timer")
 	assert.Equal(t, 1, sd.reloads)

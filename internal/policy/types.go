@@ -138,6 +138,12 @@ type Packages struct {
 	Timeout      Duration `yaml:"timeout"`       // bound on package removal
 }
 
+// OnAccessInotifyWatches is the fs.inotify.max_user_watches value on-access scanning needs:
+// clamonacc watches every directory under the on-access paths, and the kernel's default
+// (8192 on many kernels) runs out on a real /home. A watch costs about 1 KiB of kernel
+// memory only when used. The kernel step persists it; the clamav step checks it.
+const OnAccessInotifyWatches = 524288
+
 // ClamAV: on-access scanning and signature updates.
 type ClamAV struct {
 	Enabled       bool      `yaml:"enabled"`

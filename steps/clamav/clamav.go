@@ -84,6 +84,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		if err := planInotify(env, p); err != nil {
 			return nil, err
 		}
+		if err := planQuarantine(env, p); err != nil {
+			return nil, err
+		}
 	}
 	checkMemory(env, p)
 	dbDir := DefaultDBDir

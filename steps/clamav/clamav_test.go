@@ -99,7 +99,11 @@ func TestSettingsWrittenKeyByKey(t *testing.T) {
 	for _, c := range rep.Steps[0].Changes {
 		objects = append(objects, c.Object)
 	}
-	assert.Equal(t, []string{ClamdConf, FreshclamConf, "signatures /var/lib/clamav"}, objects)
+	assert.Equal(t, []string{ClamdConf, FreshclamConf, QuarantineDir, "signatures /var/lib/clamav"}, objects)
+	// Debian's clamonacc unit runs --move=/root/quarantine and exits when it is missing.
+	fi, err := os.Stat(env.Root.Path(QuarantineDir))
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|0o700, fi.Mode())
 
 	clamd := readConf(t, env, ClamdConf)
 	assert.Equal(t, []string{"/home", "/tmp", "/var/tmp", "/srv", "/opt"}, clamd.Get("OnAccessIncludePath"))
@@ -127,7 +131,7 @@ func TestSettingsWrittenKeyByKey(t *testing.T) {
 	for _, k := range origFresh.Keys() {
 		assert.Equal(t, origFresh.Get(k), fresh.Get(k), "freshclam.conf key %s kept", k)
 	}
-	fi, err := env.Root.Stat(FreshclamConf)
+	fi, err = env.Root.Stat(FreshclamConf)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o444), fi.Mode().Perm(), "Debian's mode kept")
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/policy"
 )
 
 // InotifyWatchesPath is the kernel's per-user inotify watch limit. clamonacc's dynamic
@@ -18,9 +19,9 @@ import (
 // are silently not scanned. Kernels size the default by RAM: about 16k on a 2 GiB VM.
 const InotifyWatchesPath = "/proc/sys/fs/inotify/max_user_watches"
 
-// MinInotifyWatches is what the step raises the limit to. A watch costs about 1 KiB of
-// kernel memory only when used.
-const MinInotifyWatches = 524288
+// MinInotifyWatches is what the step raises the limit to when it is lower (the kernel step
+// persists the same value in sysctl.d, so this only acts under --only clamav).
+const MinInotifyWatches = policy.OnAccessInotifyWatches
 
 const inotifySysctl = "fs.inotify.max_user_watches"
 
@@ -104,4 +105,39 @@ func memoryMB(env *engine.Env) (int, string) {
 		}
 	}
 	return 0, ""
+}
+
+// QuarantineDir is where Debian's clamav-clamonacc.service moves infected files
+// (`clamonacc --move=/root/quarantine`). clamonacc exits at start when it is missing, and
+// nothing in the package creates it: without it there is no on-access scanning at all.
+const QuarantineDir = "/root/quarantine"
+
+// planQuarantine creates the quarantine directory, readable by root only (it holds malware).
+func planQuarantine(env *engine.Env, p *engine.Plan) error {
+	fi, err := env.Root.Stat(QuarantineDir)
+	switch {
+	case err == nil && fi.IsDir() && fi.Mode().Perm() == 0o700:
+		return nil
+	case err == nil && !fi.IsDir():
+		p.Find(&engine.Finding{ID: "clamav.quarantine-not-a-directory", Severity: engine.Warning, Object: QuarantineDir,
+			Message: QuarantineDir + " is not a directory: clamonacc cannot move infected files there and will not start",
+			Reason: "clamav.on_access_paths"})
+		return nil
+	case err != nil && !os.IsNotExist(err):
+		return err
+	}
+	before := "absent"
+	if err == nil {
+		before = fi.Mode().Perm().String()
+	}
+	host := env.Root.Path(QuarantineDir)
+	p.Add(&engine.Change{Object: QuarantineDir, Action: engine.ActionCreate, Before: before, After: "drwx------",
+		Reason: "clamav.on_access_paths (clamonacc --move)",
+		Do: func(context.Context) error {
+			if err := os.MkdirAll(host, 0o700); err != nil {
+				return err
+			}
+			return os.Chmod(host, 0o700)
+		}})
+	return nil
 }

@@ -41,7 +41,7 @@ func BenchmarkReferenceSysctlRead(b *testing.B) {
 		b.Skip("no sysctl(8)")
 	}
 	env := enginetest.Env(b, nil, nil)
-	targets, err := resolve("/proc/sys", desired(env.Policy.Kernel), nil)
+	targets, err := resolve("/proc/sys", desired(env.Policy), nil)
 	require.NoError(b, err)
 	args := []string{"-n"}
 	for _, t := range targets {

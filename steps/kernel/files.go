@@ -13,7 +13,11 @@ import (
 
 // Files the step owns whole. Every one says at its top that harden manages it.
 const (
-	SysctlFile   = "/etc/sysctl.d/60-harden.conf"
+	// systemd-sysctl applies sysctl.d files of all directories in the order of their names,
+	// the last setting winning: the name sorts after every vendor and admin file (Debian's
+	// /usr/lib/sysctl.d/99-protect-links.conf would otherwise reset fs.protected_fifos at
+	// the next boot, and the machine would drift on every reboot).
+	SysctlFile   = "/etc/sysctl.d/99-zz-harden.conf"
 	LimitsFile   = "/etc/security/limits.d/60-harden.conf"
 	CoredumpFile = "/etc/systemd/coredump.conf.d/60-harden.conf"
 	ModprobeFile = "/etc/modprobe.d/harden.conf"

@@ -60,7 +60,7 @@ func (s *Step) procSys(env *engine.Env) string {
 // Plan compares the files and the live values with the policy. It only reads.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
 	k := env.Policy.Kernel
-	settings := desired(k)
+	settings := desired(env.Policy)
 	p := &engine.Plan{}
 	if err := planFile(env, p, SysctlFile, renderSysctl(settings), "kernel.baseline, kernel.sysctl"); err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ func fakeProcSys(t testing.TB, env *engine.Env) {
 	}
 	writeProc(t, env, "net.ipv4.ip_local_port_range", "32768\t60999\n")
 	writeProc(t, env, "kernel.core_pattern", "core\n")
+	writeProc(t, env, "fs.inotify.max_user_watches", "8192\n")
 }
 
 func writeProc(t testing.TB, env *engine.Env, key, value string) {
@@ -236,6 +237,7 @@ func TestBaselineOffWritesOnlyWhatThePolicyNames(t *testing.T) {
 	env := newEnv(t, func(p *policy.Policy) {
 		p.Kernel.Baseline = false
 		p.Kernel.CoreDumps = true
+		p.ClamAV.Enabled = false
 		p.Kernel.Sysctl = map[string]string{"kernel.sysrq": "176", "vm.nonexistent_key": "1"}
 	})
 	rep := enginetest.Converges(t, env, New(Options{}))
@@ -286,4 +288,22 @@ func TestNoProcSysIsOneFinding(t *testing.T) {
 	require.Len(t, rep.Steps[0].Findings, 1)
 	assert.Equal(t, "kernel.no-proc-sys", rep.Steps[0].Findings[0].ID)
 	assert.NotNil(t, changeFor(rep, SysctlFile))
+}
+
+// On-access scanning needs many inotify watches; the kernel step persists the limit so it
+// holds from early boot and a second boot changes nothing. Without ClamAV it is not touched.
+func TestOnAccessScanningRaisesInotifyWatches(t *testing.T) {
+	env := newEnv(t, nil)
+	rep := enginetest.Converges(t, env, New(Options{}))
+	c := changeFor(rep, "sysctl fs.inotify.max_user_watches")
+	require.NotNil(t, c)
+	assert.Equal(t, "clamav.on_access_paths", c.Reason)
+	assert.Equal(t, "524288\n", readProc(t, env, "fs.inotify.max_user_watches"))
+	conf, err := os.ReadFile(env.Root.Path(SysctlFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(conf), "\nfs.inotify.max_user_watches = 524288\n")
+
+	env = newEnv(t, func(p *policy.Policy) { p.ClamAV.Enabled = false })
+	rep = enginetest.Converges(t, env, New(Options{}))
+	assert.Nil(t, changeFor(rep, "sysctl fs.inotify.max_user_watches"))
 }

@@ -8,15 +8,18 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/harden-dev/harden/internal/policy"
 )
 
 // desired is the sysctl set the policy asks for, in file order: the baseline (when on), then
-// fs.suid_dumpable when core dumps are off, then kernel.sysctl (overriding a key already in
-// the list, appending the others in key order so the file is stable).
-func desired(k policy.Kernel) []setting {
+// fs.suid_dumpable when core dumps are off, the inotify limit on-access scanning needs, then
+// kernel.sysctl (overriding a key already in the list, appending the others in key order so
+// the file is stable).
+func desired(p *policy.Policy) []setting {
+	k := p.Kernel
 	var out []setting
 	if k.Baseline {
 		out = baseline()
@@ -36,6 +39,12 @@ func desired(k policy.Kernel) []setting {
 	if !k.CoreDumps {
 		set(setting{Key: "fs.suid_dumpable", Value: "0", Reason: reasonCoreDumps,
 			Why: "Core dumps are off (kernel.core_dumps: false): setuid programs never dump core."})
+	}
+	if c := p.ClamAV; c.Enabled && len(c.OnAccessPaths) > 0 {
+		// Persisted here rather than set at run time by the clamav step, so the value is in
+		// place from early boot and a second boot has nothing to change.
+		set(setting{Key: "fs.inotify.max_user_watches", Value: strconv.Itoa(policy.OnAccessInotifyWatches),
+			Reason: "clamav.on_access_paths", Why: "clamonacc watches every directory under the on-access paths (clamav.on_access_paths)."})
 	}
 	keys := make([]string, 0, len(k.Sysctl))
 	for key := range k.Sysctl {
