@@ -113,7 +113,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 9, "5 units, 4 links")
+	assert.Len(t, changes, 10, "tmpfiles.d, 5 units, 4 links")
 	assert.Zero(t, sd.reloads)
 	assert.Empty(t, sd.enabled)
 	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))

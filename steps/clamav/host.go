@@ -121,7 +121,7 @@ func planQuarantine(env *engine.Env, p *engine.Plan) error {
 	case err == nil && !fi.IsDir():
 		p.Find(&engine.Finding{ID: "clamav.quarantine-not-a-directory", Severity: engine.Warning, Object: QuarantineDir,
 			Message: QuarantineDir + " is not a directory: clamonacc cannot move infected files there and will not start",
-			Reason: "clamav.on_access_paths"})
+			Reason:  "clamav.on_access_paths"})
 		return nil
 	case err != nil && !os.IsNotExist(err):
 		return err
