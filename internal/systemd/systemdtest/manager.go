@@ -435,6 +435,11 @@ func (f *Fake) queueJob(method, name, mode string) (dbus.ObjectPath, *dbus.Error
 	if method == "StartUnit" && u.job != nil && u.job.typ == "start" {
 		return u.job.path(), nil
 	}
+	// systemd loads a unit to queue a job for it, so a unit with a job is
+	// listed even before the job runs.
+	if u.LoadState == "" {
+		u.LoadState, u.ActiveState, u.SubState = "loaded", "inactive", "dead"
+	}
 	f.nextJob++
 	id := f.nextJob
 	u.job = &job{id: id, typ: jobTypes[method]}
