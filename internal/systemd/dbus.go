@@ -181,7 +181,7 @@ func (c *Conn) ListUnits(ctx context.Context, names ...string) ([]Unit, error) {
 	out := make([]Unit, 0, len(st))
 	for _, u := range st {
 		out = append(out, Unit{Name: u.Name, Description: u.Description, LoadState: u.LoadState,
-			ActiveState: u.ActiveState, SubState: u.SubState})
+			ActiveState: u.ActiveState, SubState: u.SubState, Job: Job{ID: u.JobId, Type: u.JobType}})
 	}
 	return out, nil
 }
@@ -265,6 +265,34 @@ func (c *Conn) Restart(ctx context.Context, name string) (JobResult, error) {
 // ReloadOrRestart implements Manager.
 func (c *Conn) ReloadOrRestart(ctx context.Context, name string) (JobResult, error) {
 	return c.runJob(ctx, "reload-or-restart", name, c.sd.ReloadOrRestartUnitContext)
+}
+
+// EnqueueStart implements Manager. A nil result channel tells go-systemd
+// not to track the job, so nothing waits for its JobRemoved.
+func (c *Conn) EnqueueStart(ctx context.Context, name string) (Job, error) {
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	id, err := c.sd.StartUnitContext(ctx, name, jobMode, nil)
+	if err != nil {
+		return Job{}, wrap("start", []string{name}, err)
+	}
+	return Job{ID: uint32(id), Type: "start"}, nil
+}
+
+// OrderedAfter implements Manager.
+func (c *Conn) OrderedAfter(ctx context.Context, name string) ([]string, error) {
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	prop, err := c.sd.GetUnitPropertyContext(ctx, name, "Before")
+	if err != nil {
+		return nil, wrap("read Before of", []string{name}, err)
+	}
+	units, ok := prop.Value.Value().([]string)
+	if !ok {
+		return nil, &Error{Op: "read Before of", Units: []string{name},
+			Err: fmt.Errorf("property has D-Bus type %s, want as", prop.Value.Signature())}
+	}
+	return units, nil
 }
 
 // runJob queues a job and waits for its JobRemoved signal.

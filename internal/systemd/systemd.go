@@ -71,6 +71,30 @@ type Unit struct {
 	LoadState   string // loaded, not-found, masked, bad-setting, error, ...
 	ActiveState string // active, reloading, inactive, failed, activating, deactivating
 	SubState    string // running, exited, dead, listening, ...
+	// Job is the job queued or running for the unit; zero when none. At
+	// boot, units are inactive with a "start" job waiting in the boot
+	// transaction until the units they are ordered after are up.
+	Job Job
+}
+
+// Job is a job systemd has queued for a unit (JobId/JobType of ListUnits).
+type Job struct {
+	ID   uint32
+	Type string // start, stop, restart, reload, verify-active, try-restart, reload-or-start, ...
+}
+
+// Starting reports whether the unit is coming up: activating, or with a job
+// queued that will leave it active. Such a unit needs no start of its own;
+// queueing one would only merge into the job already there.
+func (u Unit) Starting() bool {
+	if u.ActiveState == "activating" {
+		return true
+	}
+	switch u.Job.Type {
+	case "start", "restart", "reload-or-start", "verify-active":
+		return true
+	}
+	return false
 }
 
 // Active reports whether the unit is running or about to (anything a stop
@@ -147,6 +171,17 @@ type Manager interface {
 	Stop(ctx context.Context, name string) (JobResult, error)
 	Restart(ctx context.Context, name string) (JobResult, error)
 	ReloadOrRestart(ctx context.Context, name string) (JobResult, error)
+	// EnqueueStart queues a start job and returns without waiting for it.
+	// It is for units whose start cannot finish while the caller runs (they
+	// are ordered after the unit the caller runs in); ListUnits shows the
+	// job until it is done.
+	EnqueueStart(ctx context.Context, name string) (Job, error)
+
+	// OrderedAfter lists the units ordered after name (the unit's Before=
+	// property, which systemd fills from both sides: "X Before=Y" and
+	// "Y After=X" alike). A start job of any of them waits while name has
+	// a start job of its own.
+	OrderedAfter(ctx context.Context, name string) ([]string, error)
 
 	// Close releases the connection.
 	Close() error

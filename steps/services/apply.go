@@ -21,6 +21,9 @@ type applier struct {
 	dirty bool
 	// folded are queued restarts that a planned start makes unnecessary.
 	folded map[string]bool
+	// noWait are units whose start is only queued, not waited for: they are
+	// ordered after harden.service, which is starting (orderedAfterSelf).
+	noWait map[string]bool
 }
 
 func (a *applier) setDirty() {
@@ -101,7 +104,11 @@ func (a *applier) start(name string) func(context.Context) error {
 		if err := a.reloadIfDirty(ctx); err != nil {
 			return err
 		}
-		if _, err := a.m.Start(ctx, name); err != nil {
+		if a.noWait[name] {
+			if _, err := a.m.EnqueueStart(ctx, name); err != nil {
+				return err
+			}
+		} else if _, err := a.m.Start(ctx, name); err != nil {
 			return err
 		}
 		a.mu.Lock()

@@ -44,6 +44,9 @@ type observed struct {
 	files map[string]systemd.UnitFile
 	units map[string]systemd.Unit
 	recs  *records
+	// afterSelf are the units ordered after harden.service while
+	// harden.service is starting (see orderedAfterSelf); nil otherwise.
+	afterSelf map[string]bool
 }
 
 func (o *observed) file(name string) (systemd.UnitFile, bool) {
@@ -83,7 +86,10 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	ap := &applier{m: m, recs: obs.recs, restarts: env.Restarts}
+	if obs.afterSelf, err = orderedAfterSelf(ctx, m, obs); err != nil {
+		return nil, err
+	}
+	ap := &applier{m: m, recs: obs.recs, restarts: env.Restarts, noWait: obs.afterSelf}
 	allow, order := desired(env.Policy)
 	starting := map[string]bool{}
 	for _, name := range order {
@@ -140,6 +146,47 @@ func observe(ctx context.Context, env *engine.Env, m systemd.Manager) (*observed
 	return o, nil
 }
 
+// selfUnit is the unit harden runs in at boot.
+const selfUnit = "harden.service"
+
+// orderedAfterSelf returns the units whose start jobs cannot finish while
+// harden.service is starting, or nil when harden.service is not starting.
+//
+// At boot this step runs inside harden.service's own start job, and
+// harden.service is Before= ssh.service and clamav (so they start with the
+// hardened configuration), and harden-watch is After= it. systemd runs a
+// start job only once every job of the units it is ordered after is done, so
+// a start of any of those units queued now waits for harden.service, which
+// waits for this step: waiting for that job is a deadlock that only the job
+// timeout ends. For these units the step therefore only queues the start
+// (the boot transaction usually has queued it already, see Unit.Starting)
+// and does not wait; systemd starts them as soon as harden.service is done,
+// and a later `harden check` sees whether they run.
+//
+// Why the unit's own ordering and not "is the caller harden.service": the
+// ordering is what makes the wait impossible, and it is read from systemd
+// (harden.service's Before=, which also lists the units that say After=
+// harden.service), so it stays right when the unit file changes. When
+// harden.service is not starting (a run by hand, the daily check) nothing
+// waits for it, and every start is waited for as before. A unit ordered after
+// harden.service only through another unit is not caught here; its wait is
+// still bounded by the job timeout.
+func orderedAfterSelf(ctx context.Context, m systemd.Manager, o *observed) (map[string]bool, error) {
+	self, ok := o.units[selfUnit]
+	if !ok || !self.Starting() {
+		return nil, nil
+	}
+	after, err := m.OrderedAfter(ctx, selfUnit)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(after))
+	for _, n := range after {
+		set[n] = true
+	}
+	return set, nil
+}
+
 // planWanted makes an allowed unit what its rule ensures: unmasked if harden
 // masked it, enabled, started.
 func planWanted(p *engine.Plan, ap *applier, o *observed, w want, starting map[string]bool) {
@@ -181,11 +228,21 @@ func planWanted(p *engine.Plan, ap *applier, o *observed, w want, starting map[s
 	if w.Ensure != EnsureRunning {
 		return
 	}
-	if u, active := o.active(w.Name); !active || state == "" {
-		p.Add(&engine.Change{Object: unitObj(w.Name), Action: engine.ActionStart, Before: runState(u),
-			After: "active", Reason: w.Reason, Do: ap.start(w.Name)})
-		starting[w.Name] = true
+	u, active := o.active(w.Name)
+	// A unit with a start job queued (at boot, waiting in the boot
+	// transaction for harden.service) or activating is on its way up: a
+	// start from here would merge into that job, and the re-plan must see
+	// the same state as satisfied. A unit just unmasked is started anyway.
+	if (active || u.Starting()) && state != "" {
+		return
 	}
+	after := "active"
+	if o.afterSelf[w.Name] {
+		after = "start queued (runs after " + selfUnit + ")"
+	}
+	p.Add(&engine.Change{Object: unitObj(w.Name), Action: engine.ActionStart, Before: runState(u),
+		After: after, Reason: w.Reason, Do: ap.start(w.Name)})
+	starting[w.Name] = true
 }
 
 // planMasks masks every enabled unit file that is neither allowed nor
@@ -253,6 +310,10 @@ func planRestarts(p *engine.Plan, ap *applier, o *observed, env *engine.Env, sta
 		case starting[r.Unit]:
 			ap.alsoDone(r.Unit)
 			continue
+		case queuedStart(o.units[r.Unit]):
+			// Its start job has not run yet: the unit will read the new
+			// configuration when it starts. Nothing to do or report.
+			continue
 		}
 		if f, ok := o.file(r.Unit); ok && f.State.IsMasked() {
 			p.Find(&engine.Finding{ID: "services.restart-skipped", Severity: engine.Warning, Object: unitObj(r.Unit),
@@ -299,6 +360,10 @@ func sortedFiles(files map[string]systemd.UnitFile) []systemd.UnitFile {
 func vendorMask(p string) bool {
 	return strings.HasPrefix(p, "/lib/") || strings.HasPrefix(p, "/usr/lib/")
 }
+
+// queuedStart reports a unit that is not running yet but has a start job
+// waiting (not an activating one, which may have read its configuration).
+func queuedStart(u systemd.Unit) bool { return !u.Active() && u.Starting() }
 
 func unitObj(name string) string { return "unit " + name }
 

@@ -16,18 +16,23 @@ import (
 )
 
 const (
-	busName     = "org.freedesktop.systemd1"
-	objectPath  = dbus.ObjectPath("/org/freedesktop/systemd1")
-	managerIfc  = "org.freedesktop.systemd1.Manager"
-	etcUnitDir  = "/etc/systemd/system"
-	runUnitDir  = "/run/systemd/system"
-	errNoUnit   = "org.freedesktop.systemd1.NoSuchUnit"
-	errMasked   = "org.freedesktop.systemd1.UnitMasked"
-	errExists   = "org.freedesktop.systemd1.UnitExists"
-	errGen      = "org.freedesktop.systemd1.UnitGenerated"
-	errLinked   = "org.freedesktop.systemd1.UnitLinked"
-	errInvalid  = "org.freedesktop.DBus.Error.InvalidArgs"
-	errTimedOut = "org.freedesktop.DBus.Error.TimedOut"
+	busName            = "org.freedesktop.systemd1"
+	objectPath         = dbus.ObjectPath("/org/freedesktop/systemd1")
+	managerIfc         = "org.freedesktop.systemd1.Manager"
+	etcUnitDir         = "/etc/systemd/system"
+	runUnitDir         = "/run/systemd/system"
+	errNoUnit          = "org.freedesktop.systemd1.NoSuchUnit"
+	errMasked          = "org.freedesktop.systemd1.UnitMasked"
+	errExists          = "org.freedesktop.systemd1.UnitExists"
+	errGen             = "org.freedesktop.systemd1.UnitGenerated"
+	errLinked          = "org.freedesktop.systemd1.UnitLinked"
+	errInvalid         = "org.freedesktop.DBus.Error.InvalidArgs"
+	errTimedOut        = "org.freedesktop.DBus.Error.TimedOut"
+	errUnknownProperty = "org.freedesktop.DBus.Error.UnknownProperty"
+
+	unitPathPrefix = dbus.ObjectPath("/org/freedesktop/systemd1/unit")
+	propertiesIfc  = "org.freedesktop.DBus.Properties"
+	unitIfc        = "org.freedesktop.systemd1.Unit"
 )
 
 // UnitSpec is one unit of the fake's initial state.
@@ -42,6 +47,14 @@ type UnitSpec struct {
 	// unit is not loaded.
 	LoadState, ActiveState, SubState string
 	Description                      string
+	// Job is the type of a job already queued for the unit ("start"), as
+	// units have at boot while they wait in the boot transaction. The fake
+	// lists it with the unit and never finishes it; a StartUnit call for
+	// the unit merges into it (same job path), as systemd does.
+	Job string
+	// Before and After are ordering dependencies. The fake reports them
+	// from both sides, like systemd: "A After=B" shows B's Before as A.
+	Before, After []string
 }
 
 // Fault makes the fake misbehave on calls of one method (and unit).
@@ -83,6 +96,18 @@ type unit struct {
 	maskRun   bool   // runtime mask under /run/systemd/system
 	// activeSub is the sub state the unit shows when active.
 	activeSub string
+	// job is the job queued or running for the unit (nil when none).
+	job *job
+}
+
+// job is one queued job: its number and type ("start", "stop", ...).
+type job struct {
+	id  uint32
+	typ string
+}
+
+func (j *job) path() dbus.ObjectPath {
+	return dbus.ObjectPath("/org/freedesktop/systemd1/job/" + strconv.FormatUint(uint64(j.id), 10))
 }
 
 // Fake is an in-memory systemd manager exported on a Bus as
@@ -122,6 +147,9 @@ func NewFake(t testing.TB, bus *Bus, units []UnitSpec) *Fake {
 	}
 	if err := conn.Export(&manager{f}, objectPath, managerIfc); err != nil {
 		t.Fatalf("systemdtest: export: %v", err)
+	}
+	if err := conn.ExportSubtree(&properties{f}, unitPathPrefix, propertiesIfc); err != nil {
+		t.Fatalf("systemdtest: export unit properties: %v", err)
 	}
 	reply, err := conn.RequestName(busName, dbus.NameFlagDoNotQueue)
 	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
@@ -169,6 +197,10 @@ func (f *Fake) add(s UnitSpec) {
 	}
 	if u.Description == "" {
 		u.Description = s.Name
+	}
+	if s.Job != "" {
+		f.nextJob++
+		u.job = &job{id: f.nextJob, typ: s.Job}
 	}
 	f.units[s.Name] = u
 }
@@ -351,7 +383,7 @@ func unitPath(name string) dbus.ObjectPath {
 			fmt.Fprintf(&b, "_%02x", c)
 		}
 	}
-	return dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + b.String())
+	return dbus.ObjectPath(string(unitPathPrefix) + "/" + b.String())
 }
 
 // wantedBy is the target an [Install] WantedBy= of this unit type usually

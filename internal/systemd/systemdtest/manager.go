@@ -116,8 +116,12 @@ func (m *manager) GetUnitFileState(name string) (string, *dbus.Error) {
 }
 
 func (u *unit) status() unitStatus {
-	return unitStatus{Name: u.Name, Description: u.Description, LoadState: u.LoadState,
+	st := unitStatus{Name: u.Name, Description: u.Description, LoadState: u.LoadState,
 		ActiveState: u.ActiveState, SubState: u.SubState, Path: unitPath(u.Name), JobPath: "/"}
+	if u.job != nil {
+		st.JobID, st.JobType, st.JobPath = u.job.id, u.job.typ, u.job.path()
+	}
+	return st
 }
 
 // ListUnits returns the loaded units.
@@ -382,6 +386,11 @@ func (m *manager) ReloadOrRestartUnit(name, mode string) (dbus.ObjectPath, *dbus
 	return m.f.queueJob("ReloadOrRestartUnit", name, mode)
 }
 
+// jobTypes is the JobType ListUnits shows while a job of that method is
+// queued.
+var jobTypes = map[string]string{"StartUnit": "start", "StopUnit": "stop", "RestartUnit": "restart",
+	"TryRestartUnit": "try-restart", "ReloadOrRestartUnit": "restart"}
+
 var jobModes = []string{"replace", "fail", "isolate", "ignore-dependencies", "ignore-requirements",
 	"flush", "triggering", "replace-irreversibly"}
 
@@ -421,9 +430,20 @@ func (f *Fake) queueJob(method, name, mode string) (dbus.ObjectPath, *dbus.Error
 		return "", newErr(errTimedOut, "fake systemd is shut down")
 	default:
 	}
+	// Like systemd, a start asked for a unit whose start job is already
+	// queued merges into that job: same job, no second one.
+	if method == "StartUnit" && u.job != nil && u.job.typ == "start" {
+		return u.job.path(), nil
+	}
+	// systemd loads a unit to queue a job for it, so a unit with a job is
+	// listed even before the job runs.
+	if u.LoadState == "" {
+		u.LoadState, u.ActiveState, u.SubState = "loaded", "inactive", "dead"
+	}
 	f.nextJob++
 	id := f.nextJob
-	job := dbus.ObjectPath("/org/freedesktop/systemd1/job/" + strconv.FormatUint(uint64(id), 10))
+	u.job = &job{id: id, typ: jobTypes[method]}
+	job := u.job.path()
 	result := "done"
 	hang := false
 	var delay time.Duration
@@ -463,6 +483,9 @@ func (f *Fake) finishJob(method, name string, id uint32, job dbus.ObjectPath, re
 	default:
 	}
 	u := f.units[name]
+	if u.job != nil && u.job.id == id {
+		u.job = nil
+	}
 	applyJob(u, method, result)
 	f.mu.Unlock()
 	_ = f.conn.Emit(objectPath, managerIfc+".JobRemoved", id, job, name, result)
@@ -483,4 +506,74 @@ func applyJob(u *unit, method, result string) {
 	default:
 		u.ActiveState, u.SubState = "active", u.activeSub
 	}
+}
+
+// properties serves org.freedesktop.DBus.Properties.Get on unit objects
+// (/org/freedesktop/systemd1/unit/NAME), for the Unit properties harden
+// reads: Id, Before, After.
+type properties struct{ f *Fake }
+
+// Get returns one property of the unit the call's object path names.
+func (p *properties) Get(msg dbus.Message, iface, prop string) (dbus.Variant, *dbus.Error) {
+	f := p.f
+	obj, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
+	name := f.unitNameOf(obj)
+	if _, err := f.begin("Get", []string{name}, iface, prop); err != nil {
+		return dbus.Variant{}, err
+	}
+	defer f.mu.Unlock()
+	if iface != unitIfc {
+		return dbus.Variant{}, newErr(errUnknownProperty, "Unknown interface %s.", iface)
+	}
+	switch prop {
+	case "Id":
+		return dbus.MakeVariant(name), nil
+	case "Before":
+		return dbus.MakeVariant(f.ordering(name, true)), nil
+	case "After":
+		return dbus.MakeVariant(f.ordering(name, false)), nil
+	}
+	return dbus.Variant{}, newErr(errUnknownProperty, "Unknown property %s.", prop)
+}
+
+// unitNameOf maps a unit object path back to the unit's name.
+func (f *Fake) unitNameOf(obj dbus.ObjectPath) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n := range f.units {
+		if unitPath(n) == obj {
+			return n
+		}
+	}
+	return strings.TrimPrefix(string(obj), string(unitPathPrefix)+"/")
+}
+
+// ordering is a unit's Before (before=true) or After list, from both sides
+// of every unit's declarations, sorted. Callers hold f.mu.
+func (f *Fake) ordering(name string, before bool) []string {
+	set := map[string]bool{}
+	if u, ok := f.units[name]; ok {
+		own := u.After
+		if before {
+			own = u.Before
+		}
+		for _, n := range own {
+			set[n] = true
+		}
+	}
+	for _, o := range f.units {
+		other := o.Before
+		if before {
+			other = o.After
+		}
+		if slices.Contains(other, name) {
+			set[o.Name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
