@@ -17,7 +17,9 @@ missing=()
 for tool in qemu-system-x86_64 mmdebstrap mkfs.ext4 cpio xz apt-get dpkg-deb; do
 	command -v "$tool" >/dev/null || missing+=("$tool")
 done
-if [ ! -x /bin/busybox ] || ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic'; then
+# No pipe into grep -q: under pipefail the pipeline carries ldd's exit status, which is 1 for
+# exactly the static binary we want.
+if [ ! -x /bin/busybox ] || ! grep -q 'not a dynamic' <<<"$(ldd /bin/busybox 2>&1)"; then
 	missing+=("busybox-static (/bin/busybox must be static: it runs in the initrd)")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
