@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/harden-dev/harden/internal/policy"
 	"io"
+	"io/fs"
+	"os"
 
 	"github.com/harden-dev/harden/internal/alert/watch"
 	"github.com/harden-dev/harden/internal/changelog"
@@ -24,7 +28,7 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: harden alert virus   (reads CLAM_VIRUSEVENT_FILENAME and CLAM_VIRUSEVENT_VIRUSNAME)")
 		return 1
 	}
-	p, err := loadWatchPolicy(*policyPath)
+	p, err := loadAlertPolicy(*policyPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -43,4 +47,21 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "alert %s spooled (%s); %s\n", res.Alert.ID, res.Spooled, how)
 	return 0
+}
+
+// loadAlertPolicy is loadWatchPolicy for clamd's VirusEvent, which runs as the clamav user:
+// the policy is root's (often 0600) and it may not read it. Then the embedded default tells
+// where the spool's inbox is, and the watch (as root, with the real policy) delivers the
+// alert from there to every sink.
+func loadAlertPolicy(path string) (*policy.Policy, error) {
+	name := path
+	if name == "" {
+		name = policy.DefaultPath
+	}
+	if f, err := os.Open(name); errors.Is(err, fs.ErrPermission) {
+		return policy.Default(), nil
+	} else if err == nil {
+		f.Close()
+	}
+	return loadWatchPolicy(path)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/harden-dev/harden/internal/alert"
@@ -170,6 +171,11 @@ func prepareInbox(spoolDir string) error {
 		return nil // no ClamAV here: nobody else needs the inbox
 	}
 	gid, _ := strconv.Atoi(g.Gid)
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) == gid && fi.Mode().Perm() == 0o730 {
+			return nil // as tmpfiles.d made it; the sandboxed watch may not chown anyway
+		}
+	}
 	if err := os.Chown(dir, 0, gid); err != nil {
 		return fmt.Errorf("inbox %s: %w", dir, err)
 	}
