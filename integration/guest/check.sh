@@ -252,10 +252,12 @@ check_alerts() {
 	cat "$STATE/shadow.saved" >/etc/shadow
 	rm -f "$STATE/shadow.saved"
 	HOST_WAIT=400 host alerts
-	# What sshd really logged for the burst (the records harden watch counts), for the report.
-	grep -E '^type=USER_(AUTH|LOGIN|ERR|ACCT|START|END)' /var/log/audit/audit.log >"$RESULTS/audit-user-records.log" 2>/dev/null
-	say "INFO audit USER_* records: $(wc -l <"$RESULTS/audit-user-records.log"); failed from 10.0.2.2: $(grep -c 'addr=10.0.2.2 .*res=failed' "$RESULTS/audit-user-records.log")"
-	journalctl -b -u harden-watch.service -o short-monotonic >"$RESULTS/harden-watch.txt" 2>&1
+	# What sshd really logged for the burst (the records harden watch counts), for the report
+	# and for fixtures. In $STATE: the results disk of a reboot scenario holds the last boot's.
+	grep -E '^type=USER_(AUTH|LOGIN|ERR|ACCT|START|END)' /var/log/audit/audit.log >"$STATE/audit-user-records.log" 2>/dev/null
+	ausearch -i -m USER_AUTH,USER_LOGIN,USER_ERR --input-logs >"$STATE/ausearch-user.txt" 2>&1
+	say "INFO audit USER_* records: $(wc -l <"$STATE/audit-user-records.log"); failed from 10.0.2.2: $(grep -c 'addr=10.0.2.2 .*res=failed' "$STATE/audit-user-records.log")"
+	journalctl -b -u harden-watch.service -o short-monotonic >"$STATE/harden-watch-boot1.txt" 2>&1
 }
 
 # A listener on a port the policy does not allow: the host must get no data from it.
@@ -268,6 +270,7 @@ finish() {
 	journalctl -b --no-pager -o short-monotonic >"$RESULTS/journal.txt" 2>&1
 	cp -a /var/lib/harden/last-run.json "$RESULTS/" 2>/dev/null
 	systemctl list-units --all --plain --no-legend >"$RESULTS/units.txt" 2>&1
+	cp -a "$STATE"/*.log "$STATE"/*.txt "$RESULTS/" 2>/dev/null
 	tar -cf /dev/vdb -C "$RESULTS" . 2>/dev/null
 	sync
 }
