@@ -87,6 +87,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		if err := planQuarantine(env, p); err != nil {
 			return nil, err
 		}
+		if err := planClamdTempDir(env, p, clamdUser(clamd)); err != nil {
+			return nil, err
+		}
 	}
 	checkMemory(env, p)
 	dbDir := DefaultDBDir

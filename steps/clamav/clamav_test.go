@@ -2,6 +2,7 @@ package clamav
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,8 @@ func testEnv(t *testing.T, p *policy.Policy, vars map[string]string) (*engine.En
 	enginetest.WriteFile(t, env, BootIDPath, "0b1c2d3e-0000-4000-8000-000000000001\n")
 	enginetest.WriteFile(t, env, "/proc/meminfo", "MemTotal:        4028560 kB\nMemFree:  100 kB\n")
 	enginetest.WriteFile(t, env, InotifyWatchesPath, "1048576\n")
+	// clamd's user, as this test's own uid so the temp dir's chown works without root too.
+	enginetest.WriteFile(t, env, "/etc/passwd", fmt.Sprintf("root:x:0:0:root:/root:/bin/bash\nclamav:x:%d:%d::/var/lib/clamav:/bin/false\n", os.Getuid(), os.Getgid()))
 	writeDB(t, env, "main.cvd", enginetest.Now.Add(-90*24*time.Hour), 62)
 	writeDB(t, env, "daily.cld", enginetest.Now.Add(-6*time.Hour), 27100)
 	fake := &fakeFreshclam{}
@@ -99,7 +102,12 @@ func TestSettingsWrittenKeyByKey(t *testing.T) {
 	for _, c := range rep.Steps[0].Changes {
 		objects = append(objects, c.Object)
 	}
-	assert.Equal(t, []string{ClamdConf, FreshclamConf, QuarantineDir, "signatures /var/lib/clamav"}, objects)
+	assert.Equal(t, []string{ClamdConf, FreshclamConf, QuarantineDir, ClamdTempDir, "signatures /var/lib/clamav"}, objects)
+	// clamonacc will not watch clamd's temporary directory, which defaults to the watched /tmp.
+	assert.Equal(t, []string{ClamdTempDir}, readConf(t, env, ClamdConf).Get("TemporaryDirectory"))
+	tmp, err := os.Stat(env.Root.Path(ClamdTempDir))
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeDir|0o700, tmp.Mode())
 	// Debian's clamonacc unit runs --move=/root/quarantine and exits when it is missing.
 	fi, err := os.Stat(env.Root.Path(QuarantineDir))
 	require.NoError(t, err)
@@ -113,7 +121,8 @@ func TestSettingsWrittenKeyByKey(t *testing.T) {
 	assert.Equal(t, []string{"yes"}, clamd.Get("OnAccessExtraScanning"))
 	assert.Equal(t, []string{"/usr/local/sbin/harden alert virus"}, clamd.Get("VirusEvent"))
 	owned := map[string]bool{"OnAccessIncludePath": true, "OnAccessExcludePath": true, "OnAccessExcludeUname": true,
-		"OnAccessPrevention": true, "OnAccessExtraScanning": true, "VirusEvent": true, "PrivateMirror": true}
+		"OnAccessPrevention": true, "OnAccessExtraScanning": true, "VirusEvent": true, "PrivateMirror": true,
+		"TemporaryDirectory": true}
 	for _, k := range origClamd.Keys() {
 		assert.Equal(t, origClamd.Get(k), clamd.Get(k), "clamd.conf key %s kept", k)
 	}

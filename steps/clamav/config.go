@@ -49,6 +49,9 @@ func (s *Step) clamdSettings(c policy.ClamAV, user string) ([]setting, error) {
 		// Scan files when they are created or moved into a watched directory, not only when
 		// opened: the policy asks for scanning of creation and modification.
 		{key: "OnAccessExtraScanning", values: when(onAccess, "yes"), isBool: true, reason: "clamav.on_access_paths"},
+		// clamonacc refuses to watch the directory clamd writes its temporary files to
+		// (default /tmp, which the policy watches): clamd's go to a directory of its own.
+		{key: "TemporaryDirectory", values: when(onAccess, ClamdTempDir), reason: "clamav.on_access_paths"},
 		// clamd runs VirusEvent through /bin/sh -c with CLAM_VIRUSEVENT_FILENAME and
 		// CLAM_VIRUSEVENT_VIRUSNAME in the environment. The command is fixed text: the file
 		// name (attacker-chosen) is never part of it.
@@ -62,6 +65,14 @@ func freshclamSettings(c policy.ClamAV) []setting {
 	return []setting{
 		{key: "PrivateMirror", values: when(c.Freshclam.Mirror != "", strings.TrimRight(c.Freshclam.Mirror, "/")), reason: "clamav.freshclam.mirror"},
 	}
+}
+
+// clamdUser is the user clamd runs as (clamd.conf User, Debian's default clamav).
+func clamdUser(f *kvconf.File) string {
+	if u := f.Get("User"); len(u) > 0 && u[len(u)-1] != "" {
+		return u[len(u)-1]
+	}
+	return "clamav"
 }
 
 func when(ok bool, v string) []string {
@@ -90,11 +101,7 @@ func (s *Step) planClamd(env *engine.Env, p *engine.Plan) (*kvconf.File, error) 
 		return nil, err
 	}
 	f := kvconf.Parse(data, kvconf.Space)
-	user := "clamav"
-	if u := f.Get("User"); len(u) > 0 && u[len(u)-1] != "" {
-		user = u[len(u)-1]
-	}
-	settings, err := s.clamdSettings(env.Policy.ClamAV, user)
+	settings, err := s.clamdSettings(env.Policy.ClamAV, clamdUser(f))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/policy"
@@ -140,4 +141,60 @@ func planQuarantine(env *engine.Env, p *engine.Plan) error {
 			return os.Chmod(host, 0o700)
 		}})
 	return nil
+}
+
+// ClamdTempDir is where clamd writes temporary files when on-access scanning is on (see
+// TemporaryDirectory in clamdSettings). It belongs to clamd's user, mode 0700.
+const ClamdTempDir = "/var/lib/clamav/tmp"
+
+// planClamdTempDir creates ClamdTempDir owned by clamd's user.
+func planClamdTempDir(env *engine.Env, p *engine.Plan, user string) error {
+	uid, gid, err := lookupUser(env, user)
+	if err != nil {
+		return err
+	}
+	host := env.Root.Path(ClamdTempDir)
+	want := fmt.Sprintf("drwx------ %d:%d", uid, gid)
+	before := "absent"
+	if fi, err := os.Stat(host); err == nil {
+		st := fi.Sys().(*syscall.Stat_t)
+		before = fmt.Sprintf("%s %d:%d", fi.Mode(), st.Uid, st.Gid)
+		if before == want {
+			return nil
+		}
+	} else if !os.IsNotExist(err) {
+		return err
+	}
+	p.Add(&engine.Change{Object: ClamdTempDir, Action: engine.ActionCreate, Before: before, After: want,
+		Reason: "clamav.on_access_paths (clamonacc will not watch clamd's temporary directory)",
+		Do: func(context.Context) error {
+			if err := os.MkdirAll(host, 0o700); err != nil {
+				return err
+			}
+			if err := os.Chmod(host, 0o700); err != nil {
+				return err
+			}
+			return os.Chown(host, uid, gid)
+		}})
+	return nil
+}
+
+// lookupUser reads uid and gid from /etc/passwd under the root (the root may be an image
+// tree, so the C library's lookup would answer for the wrong machine).
+func lookupUser(env *engine.Env, name string) (int, int, error) {
+	data, err := env.Root.ReadFile("/etc/passwd")
+	if err != nil {
+		return 0, 0, fmt.Errorf("looking up clamd's user %q: %w", name, err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 4 && f[0] == name {
+			uid, err1 := strconv.Atoi(f[2])
+			gid, err2 := strconv.Atoi(f[3])
+			if err1 == nil && err2 == nil {
+				return uid, gid, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("clamd's user %q is not in /etc/passwd (is clamav-daemon installed?)", name)
 }
