@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/harden-dev/harden/internal/alert"
@@ -170,6 +171,13 @@ func prepareInbox(spoolDir string) error {
 		return nil // no ClamAV here: nobody else needs the inbox
 	}
 	gid, _ := strconv.Atoi(g.Gid)
+	// Usually tmpfiles.d made it right already: then change nothing. harden-watch.service
+	// denies the chown family (SystemCallFilter=~@privileged), so a needless chown fails.
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == 0 && int(st.Gid) == gid && fi.Mode().Perm() == 0o730 {
+			return nil
+		}
+	}
 	if err := os.Chown(dir, 0, gid); err != nil {
 		return fmt.Errorf("inbox %s: %w", dir, err)
 	}
