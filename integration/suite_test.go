@@ -73,10 +73,11 @@ type scenario struct {
 	decoy   bool   // an enabled unit that is not on the allowlist
 	reboot  bool
 	cloud   bool // a NoCloud seed from cloud-init.yaml; cloud-init enabled
+	webhook bool // a webhook receiver on the host; its secret handed in as /etc/harden/webhook.secret
 }
 
 // handIn builds the tree the initrd copies over the image's root for this boot.
-func handIn(t *testing.T, sc scenario, dir string) {
+func handIn(t *testing.T, sc scenario, dir string, rcv *Receiver) {
 	t.Helper()
 	bin := hardenBinary(t)
 	put := func(name string, data []byte, mode os.FileMode) {
@@ -103,6 +104,10 @@ func handIn(t *testing.T, sc scenario, dir string) {
 	put("etc/harden-test/good-policy.yaml", read("testdata/policy.yaml"), 0o600)
 	if sc.policy != "" {
 		put("etc/harden/policy.yaml", read(filepath.Join("testdata", sc.policy)), 0o600)
+	}
+	if rcv != nil {
+		// The policy's webhook sink reads it (secret_file); root's own, like a real one.
+		put("etc/harden/webhook.secret", append(rcv.Secret, '\n'), 0o600)
 	}
 	if sc.decoy {
 		// Where a package puts its units: the services step masks those (a unit file in
@@ -140,7 +145,14 @@ func run(t *testing.T, sc scenario) {
 	img := testImage(t)
 	work := t.TempDir()
 	hand := filepath.Join(work, "handin")
-	handIn(t, sc, hand)
+	var rcv *Receiver
+	if sc.webhook {
+		var err error
+		rcv, err = StartReceiver()
+		require.NoError(t, err)
+		defer rcv.Close()
+	}
+	handIn(t, sc, hand, rcv)
 	appendArgs := "cloud-init=disabled"
 	if sc.cloud {
 		appendArgs = "ds=nocloud;s=file:///var/lib/harden-seed/"
@@ -148,7 +160,11 @@ func run(t *testing.T, sc scenario) {
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout())
 	defer cancel()
 	start := time.Now()
-	vm, err := Start(ctx, Boot{Image: img, HandIn: hand, Dir: work, Reboot: sc.reboot, Append: appendArgs})
+	boot := Boot{Image: img, HandIn: hand, Dir: work, Reboot: sc.reboot, Append: appendArgs}
+	if rcv != nil {
+		boot.WebhookPort = rcv.Port
+	}
+	vm, err := Start(ctx, boot)
 	require.NoError(t, err)
 	defer vm.Kill()
 
@@ -189,7 +205,13 @@ func run(t *testing.T, sc scenario) {
 			case strings.HasPrefix(l, "FIGURE "):
 				t.Logf("FIGURE %s (%s)", strings.TrimPrefix(l, "FIGURE "), sc.name)
 			case strings.HasPrefix(l, "HOST "):
-				for _, c := range hostProbe(vm, l) {
+				var checks []string
+				if strings.HasPrefix(l, "HOST alerts") {
+					checks = hostAlerts(t, vm, rcv, l)
+				} else {
+					checks = hostProbe(vm, l)
+				}
+				for _, c := range checks {
 					if report(t, c) {
 						failed = true
 					}
@@ -337,7 +359,7 @@ func lastLine(s string) string {
 
 // Boot 1+2 (same disk): harden baked in (install + stamp), the test policy; then a reboot.
 func TestBaked(t *testing.T) {
-	run(t, scenario{name: "baked", policy: "policy.yaml", install: true, decoy: true, reboot: true})
+	run(t, scenario{name: "baked", policy: "policy.yaml", install: true, decoy: true, reboot: true, webhook: true})
 }
 
 // A policy that does not load: fail closed, exit 1; then a dry run on the unhardened machine.

@@ -29,7 +29,15 @@ type Boot struct {
 	Timeout time.Duration // for the whole QEMU run, reboots included
 	Reboot  bool          // let the guest reboot (same disk, the snapshot overlay lives as long as QEMU)
 	Append  string        // extra kernel command line
+	// WebhookPort: a host port on 127.0.0.1 the guest reaches as WebhookGuestAddr. The
+	// network is restrict=on (nothing leaves the machine), which also keeps the guest from
+	// the host's 10.0.2.2; a guestfwd is the one way out it allows. 0: none.
+	WebhookPort int
 }
+
+// WebhookGuestAddr is where the guest finds the harness's webhook receiver (Boot.WebhookPort):
+// a slirp guestfwd spawns `busybox nc 127.0.0.1 PORT` on the host for each connection.
+const WebhookGuestAddr = "10.0.2.100:8088"
 
 // VM is a running boot.
 type VM struct {
@@ -68,6 +76,14 @@ func Start(ctx context.Context, b Boot) (*VM, error) {
 	if vm.HTTPPort, err = freePort(); err != nil {
 		return nil, err
 	}
+	netdev := fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:8080", vm.SSHPort, vm.HTTPPort)
+	if b.WebhookPort != 0 {
+		bb, err := exec.LookPath("busybox")
+		if err != nil {
+			return nil, fmt.Errorf("the webhook relay needs busybox on the host (busybox-static): %w", err)
+		}
+		netdev += fmt.Sprintf(",guestfwd=tcp:%s-cmd:%s nc 127.0.0.1 %d", WebhookGuestAddr, bb, b.WebhookPort)
+	}
 	sock := filepath.Join(b.Dir, "ctl.sock")
 	cmdline := "root=/dev/vda console=ttyS0 quiet loglevel=1 systemd.show_status=0 panic=-1 " + b.Append
 	args := []string{
@@ -76,7 +92,7 @@ func Start(ctx context.Context, b Boot) (*VM, error) {
 		"-kernel", b.Image.Kernel, "-initrd", initrd, "-append", cmdline,
 		"-drive", "file=" + b.Image.Root + ",format=raw,if=virtio,snapshot=on",
 		"-drive", "file=" + vm.Results + ",format=raw,if=virtio",
-		"-netdev", fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:8080", vm.SSHPort, vm.HTTPPort),
+		"-netdev", netdev,
 		"-device", "virtio-net-pci,netdev=n0",
 		"-serial", "file:" + vm.Console,
 		"-chardev", "socket,id=ctl,path=" + sock + ",server=on,wait=on",

@@ -29,14 +29,15 @@ check() { # name PASS|FAIL|SKIP detail...
 	say "CHECK $name $st $*"
 }
 figure() { say "FIGURE $1 $2"; }
-# host REQUEST ARGS: ask the host to probe from outside and wait for its answer.
+# host REQUEST ARGS: ask the host to probe from outside and wait for its answer
+# (HOST_WAIT seconds, default 120).
 host() {
 	say "HOST $*"
-	local line
-	while read -r -t 120 line <&3; do
+	local line wait=${HOST_WAIT:-120}
+	while read -r -t "$wait" line <&3; do
 		[ "${line%$'\r'}" = HOST-DONE ] && return 0
 	done
-	check host-answer FAIL "no HOST-DONE from the harness within 120 s"
+	check host-answer FAIL "no HOST-DONE from the harness within $wait s"
 }
 
 scenario=$(cat /etc/harden-test/scenario 2>/dev/null || echo baked)
@@ -230,6 +231,35 @@ check_clamav() {
 	check clamav-eicar FAIL "no alert for /tmp/eicar.com within 60 s; clamonacc: $(journalctl -b -o cat | grep -m1 -i eicar)"
 }
 
+# Alerts: harden-watch must run (under its sandbox, on real systemd); a write to /etc/shadow
+# here and a burst of failed SSH logins from the host (the harness does it on "HOST alerts")
+# must each reach the harness's webhook receiver, which checks the HMAC signature.
+check_alerts() {
+	local i
+	for i in $(seq 30); do
+		systemctl is-active -q harden-watch.service && break
+		sleep 1
+	done
+	if systemctl is-active -q harden-watch.service; then
+		check watch-service PASS "harden-watch.service active (pid $(prop harden-watch.service MainPID), restarts $(prop harden-watch.service NRestarts))"
+	else
+		check watch-service FAIL "harden-watch.service $(systemctl is-active harden-watch.service): $(journalctl -b -u harden-watch.service -o cat | tail -5 | tr '\n' '|')"
+	fi
+	# A real write, content restored: append a line, then write the saved content back in
+	# place (same inode and mode). The baseline's -w /etc/shadow -p wa rule logs both opens.
+	cp -a /etc/shadow "$STATE/shadow.saved"
+	echo '# harden-test write' >>/etc/shadow
+	cat "$STATE/shadow.saved" >/etc/shadow
+	rm -f "$STATE/shadow.saved"
+	HOST_WAIT=400 host alerts
+	# What sshd really logged for the burst (the records harden watch counts), for the report
+	# and for fixtures. In $STATE: the results disk of a reboot scenario holds the last boot's.
+	grep -E '^type=USER_(AUTH|LOGIN|ERR|ACCT|START|END)' /var/log/audit/audit.log >"$STATE/audit-user-records.log" 2>/dev/null
+	ausearch -i -m USER_AUTH,USER_LOGIN,USER_ERR --input-logs >"$STATE/ausearch-user.txt" 2>&1
+	say "INFO audit USER_* records: $(wc -l <"$STATE/audit-user-records.log"); failed from 10.0.2.2: $(grep -c 'addr=10.0.2.2 .*res=failed' "$STATE/audit-user-records.log")"
+	journalctl -b -u harden-watch.service -o short-monotonic >"$STATE/harden-watch-boot1.txt" 2>&1
+}
+
 # A listener on a port the policy does not allow: the host must get no data from it.
 start_decoy_listener() {
 	mkdir -p /run/www && echo harden-test-decoy >/run/www/index.html
@@ -240,6 +270,7 @@ finish() {
 	journalctl -b --no-pager -o short-monotonic >"$RESULTS/journal.txt" 2>&1
 	cp -a /var/lib/harden/last-run.json "$RESULTS/" 2>/dev/null
 	systemctl list-units --all --plain --no-legend >"$RESULTS/units.txt" 2>&1
+	cp -a "$STATE"/*.log "$STATE"/*.txt "$RESULTS/" 2>/dev/null
 	tar -cf /dev/vdb -C "$RESULTS" . 2>/dev/null
 	sync
 }
@@ -258,6 +289,7 @@ baked:1)
 	check_converged
 	start_decoy_listener
 	host probe "steps=${steps// /,}" expect-ssh=open
+	check_alerts
 	finish
 	touch "$STATE/boot1-done"
 	sync

@@ -255,3 +255,26 @@ func TestRecordsCapturedFromTheKernel(t *testing.T) {
 	assert.Equal(t, "/tmp/TestWatchOnHostKernel2617528045/001/shadow", alerts[1].Attrs["path"])
 	assert.Equal(t, "4294967295", alerts[1].Attrs["auid"])
 }
+
+// Records auditd wrote in the integration suite's Debian bookworm VM (OpenSSH 9.2p1 built
+// with libaudit) for 7 failed connections from the host: one password-method probe (only a
+// PAM bad_ident USER_ERR) and 6 public-key logins with an unknown key as root (USER_LOGIN
+// acct="root") or as unknown users (USER_LOGIN acct=hex "(invalid user)", twice), each
+// followed by USER_ERR bad_ident: 17 records, one sshd pid per connection.
+func TestSSHRealBookwormRecordsCountConnections(t *testing.T) {
+	recs := loadRecords(t, "ssh-bookworm-vm-burst.log")
+	require.Len(t, recs, 17)
+	alerts := replay(t, newRules(3, 10*time.Minute), recs)
+	require.Len(t, alerts, 1, "one alert per source per window")
+	a := alerts[0]
+	assert.Equal(t, KindSSHFailures, a.Kind)
+	assert.Equal(t, "10.0.2.2", a.Attrs["addr"])
+	assert.Equal(t, "4", a.Attrs["count"], "the 4th connection crosses threshold 3")
+	assert.Equal(t, "(invalid user),root", a.Attrs["users"])
+	assert.Equal(t, "/usr/sbin/sshd", a.Attrs["exe"])
+	// 7 connections in all: threshold 6 alerts at the last one, threshold 7 never.
+	alerts = replay(t, newRules(6, 10*time.Minute), recs)
+	require.Len(t, alerts, 1)
+	assert.Equal(t, "7", alerts[0].Attrs["count"])
+	assert.Empty(t, replay(t, newRules(7, 10*time.Minute), recs))
+}

@@ -171,9 +171,11 @@ func prepareInbox(spoolDir string) error {
 		return nil // no ClamAV here: nobody else needs the inbox
 	}
 	gid, _ := strconv.Atoi(g.Gid)
+	// Usually tmpfiles.d made it right already: then change nothing. harden-watch.service
+	// denies the chown family (SystemCallFilter=~@privileged), so a needless chown fails.
 	if fi, err := os.Stat(dir); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) == gid && fi.Mode().Perm() == 0o730 {
-			return nil // as tmpfiles.d made it; the sandboxed watch may not chown anyway
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == 0 && int(st.Gid) == gid && fi.Mode().Perm() == 0o730 {
+			return nil
 		}
 	}
 	if err := os.Chown(dir, 0, gid); err != nil {
