@@ -2,8 +2,10 @@ package spool
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +29,19 @@ func WriteInbox(spoolDir string, a *alert.Alert) error {
 		return err
 	}
 	dir := InboxDir(spoolDir)
-	return writeDurable(dir, dir, a.ID+".json", b)
+	// 0644: the watch is root without CAP_DAC_OVERRIDE (its unit keeps only the audit
+	// capabilities), so a 0600 file of clamav's would be unreadable to it. Nobody else can
+	// reach the file: the inbox (0730) cannot be searched by others.
+	err = writeDurable(dir, dir, a.ID+".json", b, 0o644)
+	if errors.Is(err, fs.ErrPermission) {
+		// The file is fsynced and renamed into place; only the directory fsync needs read
+		// access to the inbox, which its writers deliberately lack (0730: they must not list
+		// each other's alerts). The alert is there for the watch.
+		if _, statErr := os.Stat(filepath.Join(dir, a.ID+".json")); statErr == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // IngestInbox spools the alerts waiting in the inbox and removes them. The writer is not
@@ -51,6 +65,11 @@ func (s *Spool) IngestInbox(accept func(*alert.Alert) error) (int, []error) {
 		}
 		p := filepath.Join(dir, name)
 		a, err := readInboxFile(p)
+		if errors.Is(err, fs.ErrPermission) {
+			// Never drop an alert we could not read: keep it for a watch that can.
+			errs = append(errs, fmt.Errorf("inbox %s: %w", name, err))
+			continue
+		}
 		if err == nil {
 			err = accept(a)
 		}

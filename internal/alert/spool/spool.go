@@ -174,7 +174,7 @@ func (s *Spool) write(a *alert.Alert) error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	if err := writeDurable(filepath.Join(s.dir, "tmp"), filepath.Join(s.dir, "alerts"), a.ID+".json", b); err != nil {
+	if err := writeDurable(filepath.Join(s.dir, "tmp"), filepath.Join(s.dir, "alerts"), a.ID+".json", b, 0o600); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -189,13 +189,16 @@ func (s *Spool) write(a *alert.Alert) error {
 
 // writeDurable writes name into dir through tmpDir (same filesystem) so that the file
 // appears whole or not at all, and survives power loss once this returns.
-func writeDurable(tmpDir, dir, name string, b []byte) error {
+func writeDurable(tmpDir, dir, name string, b []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(tmpDir, name+".*")
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
+	if err == nil && perm != 0o600 {
+		err = f.Chmod(perm)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
