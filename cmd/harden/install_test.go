@@ -32,10 +32,19 @@ func TestInstallAndStampCommands(t *testing.T) {
 	require.Equal(t, 0, run(context.Background(), []string{"install", "--root", dir}, &out, &errb))
 	assert.Equal(t, "nothing to change\n", out.String())
 
+	// What must not be baked into an image: freshclam's UUID and CDN cool-down, and no
+	// backup of it either (a backup would be baked in just the same).
+	dat := filepath.Join(dir, "var/lib/clamav/freshclam.dat")
+	require.NoError(t, os.MkdirAll(filepath.Dir(dat), 0o755))
+	require.NoError(t, os.WriteFile(dat, []byte("uuid and cool-down"), 0o644))
 	out.Reset()
 	require.Equal(t, 0, run(context.Background(), []string{"stamp", "--root", dir, "--image-id", "img-1"}, &out, &errb))
 	b, err := os.ReadFile(filepath.Join(dir, "etc/harden/image-build"))
 	require.NoError(t, err)
 	assert.Regexp(t, `^BUILD_TIME=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\nIMAGE_ID=img-1\n$`, string(b))
+	assert.Contains(t, out.String(), "remove /var/lib/clamav/freshclam.dat")
+	assert.NoFileExists(t, dat)
+	backups, _ := filepath.Glob(filepath.Join(dir, "var/lib/harden/backup/*/var/lib/clamav/freshclam.dat"))
+	assert.Empty(t, backups)
 	require.Equal(t, 1, run(context.Background(), []string{"stamp", "extra"}, &out, &errb))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/install"
+	"github.com/harden-dev/harden/steps/clamav"
 )
 
 // runStamp: `harden stamp [--root DIR] [--image-id ID]`, run as the last step of an image
@@ -25,7 +26,17 @@ func runStamp(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "harden stamp: unexpected arguments %q\n", pos)
 		return 1
 	}
-	changes, err := install.Stamp(fsroot.New(*root).WithBackupDir(backupDirFor("stamp")), time.Now(), *id)
+	r := fsroot.New(*root).WithBackupDir(backupDirFor("stamp"))
+	changes, err := install.Stamp(r, time.Now(), *id)
+	if err == nil {
+		// freshclam.dat (a UUID every VM would share, and the build machine's CDN cool-down)
+		// and harden's freshclam record go, without a backup: a backup would be baked in too.
+		var removed []string
+		removed, err = clamav.StampCleanup(r)
+		for _, p := range removed {
+			changes = append(changes, install.Change{Object: p, Action: "remove"})
+		}
+	}
 	printChanges(stdout, changes, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "harden stamp: %v\n", err)

@@ -12,13 +12,9 @@ import (
 // (policy os.max_image_age).
 const StampFile = "/etc/harden/image-build"
 
-// NotInImage lists files that must not be baked into an image: every machine made from it
-// would share them. freshclam.dat holds freshclam's UUID and its CDN cool-down state (a
-// rate-limited build machine would pass its 4-24 h ban on to the whole fleet).
-var NotInImage = []string{"/var/lib/clamav/freshclam.dat"}
-
-// Stamp writes the image build stamp (BUILD_TIME in RFC 3339, UTC, and IMAGE_ID when given)
-// and removes the files in NotInImage. It returns what it changed.
+// Stamp writes the image build stamp (BUILD_TIME in RFC 3339, UTC, and IMAGE_ID when given).
+// It returns what it changed. What must not be baked into an image is removed by the steps
+// that own it (clamav.StampCleanup); `harden stamp` runs both.
 func Stamp(root fsroot.Root, now time.Time, imageID string) ([]Change, error) {
 	if strings.ContainsAny(imageID, "\n\r\"'\\$`") {
 		return nil, fmt.Errorf("stamp: image id %q: quotes, backslashes, $ and newlines are not allowed", imageID)
@@ -35,15 +31,6 @@ func Stamp(root fsroot.Root, now time.Time, imageID string) ([]Change, error) {
 	}
 	if wrote {
 		changes = append(changes, Change{Object: StampFile, Action: "write"})
-	}
-	for _, f := range NotInImage {
-		removed, err := root.Remove(f)
-		if err != nil {
-			return changes, fmt.Errorf("stamp: %w", err)
-		}
-		if removed {
-			changes = append(changes, Change{Object: f, Action: "remove"})
-		}
 	}
 	return changes, nil
 }
