@@ -15,7 +15,8 @@ set -u
 export LC_ALL=C PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 POLICY_CHANGE_ID=8f1b5b2c6a0e4d57a3c1e9d2b7f40a61
 FAIL_CLOSED_ID=5b9d1f3e7a2c4e6081b3d5f7a9c1e3f5
-ALERT_ID=a9e4c7b2d1f04e3a8b6c5d2e1f0a9b8c
+# The virus alert's MESSAGE_ID (internal/changelog: MsgAlertVirus; one id per alert kind).
+ALERT_ID=a85bfee7f2114a0d990ee0da66c89ae3
 RESULTS=/run/harden-results
 STATE=/var/lib/harden-test
 mkdir -p "$RESULTS" "$STATE"
