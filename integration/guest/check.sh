@@ -224,7 +224,19 @@ check_clamav() {
 	cat /tmp/eicar.com >/dev/null 2>&1
 	for i in $(seq 60); do
 		if journalctl -b -o cat "MESSAGE_ID=$ALERT_ID" | grep -q 'Harden.Test.EICAR'; then
-			check clamav-eicar PASS "clamonacc detected /tmp/eicar.com; harden alert in the journal after ${i}s"
+			# Prevention is on in the test policy: the file must not be readable any more,
+			# either denied by fanotify or moved away by clamonacc --move.
+			local how
+			if [ -e /tmp/eicar.com ]; then
+				if cat /tmp/eicar.com >/dev/null 2>&1; then
+					check clamav-eicar FAIL "alerted after ${i}s, but /tmp/eicar.com is still readable (prevention off?)"
+					return
+				fi
+				how="reading it is denied"
+			else
+				how="moved to $(ls /root/quarantine 2>/dev/null | head -1 | sed 's|^|/root/quarantine/|')"
+			fi
+			check clamav-eicar PASS "clamonacc detected /tmp/eicar.com and blocked it ($how); virus alert in the journal after ${i}s"
 			return
 		fi
 		sleep 1
