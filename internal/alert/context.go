@@ -2,13 +2,14 @@ package alert
 
 import (
 	"bufio"
+	"github.com/harden-dev/harden/internal/install"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
 // ImageStampPath is the image build stamp written when the image is built.
-const ImageStampPath = "/etc/harden/image-build"
+const ImageStampPath = install.StampFile
 
 // LoadContext gathers the machine context once, at start: hostname, the Fly Machine's
 // identity from its environment, and the image build time. root prefixes the stamp path

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/harden-dev/harden/internal/install"
 	"strconv"
 	"strings"
 	"time"
@@ -12,7 +13,7 @@ import (
 )
 
 // StampPath is written by `harden stamp` when an image is built.
-const StampPath = "/etc/harden/image-build"
+const StampPath = install.StampFile
 
 // cloudBuildInfo is Ubuntu cloud images' own build record ("serial: 20261101").
 const cloudBuildInfo = "/etc/cloud/build.info"

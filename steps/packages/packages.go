@@ -11,6 +11,7 @@ package packages
 import (
 	"context"
 	"fmt"
+	"github.com/harden-dev/harden/internal/install"
 	"strings"
 
 	"github.com/harden-dev/harden/internal/command"
@@ -24,7 +25,7 @@ const (
 	// SnapshotPath holds the package set of the last run, for the update log.
 	SnapshotPath = "/var/lib/harden/packages.json"
 	// ImageStampPath is written by `harden stamp` at image build; the update log records it.
-	ImageStampPath = "/etc/harden/image-build"
+	ImageStampPath = install.StampFile
 )
 
 // Actions of the update-log changes: what happened to a package since the last run. They
