@@ -60,6 +60,17 @@ func hostAlerts(t *testing.T, vm *VM, rcv *Receiver, line string) []string {
 		out = append(out, fmt.Sprintf("CHECK alert-critical-file FAIL no critical-file alert naming /etc/shadow within %s; %s", alertWait, rcv.Summary()))
 	}
 
+	// The guest ran su as nobody with a wrong password before asking for this probe.
+	escAlert, ok := rcv.Wait(alertWait, func(a Received) bool {
+		return a.Kind == "priv-esc" && strings.Contains(a.Attrs["exe"], "su")
+	})
+	if ok {
+		out = append(out, fmt.Sprintf("CHECK alert-priv-esc PASS webhook got %q (exe %s, auid %s, result %s)",
+			escAlert.Summary, escAlert.Attrs["exe"], escAlert.Attrs["auid"], escAlert.Attrs["result"]))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK alert-priv-esc FAIL no priv-esc alert for su within %s; %s", alertWait, rcv.Summary()))
+	}
+
 	if rej := rcv.Rejected(); len(rej) > 0 {
 		out = append(out, fmt.Sprintf("CHECK webhook-signature FAIL %d requests refused, first: %s", len(rej), rej[0]))
 	} else {

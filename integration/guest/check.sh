@@ -264,6 +264,9 @@ check_alerts() {
 	echo '# harden-test write' >>/etc/shadow
 	cat "$STATE/shadow.saved" >/etc/shadow
 	rm -f "$STATE/shadow.saved"
+	# A failed privilege escalation: an unprivileged user tries su with a wrong password
+	# (PAM audits USER_AUTH res=failed for /usr/bin/su; the baseline also keys the exec).
+	echo 'not-the-root-password' | setpriv --reuid=65534 --regid=65534 --clear-groups su root -c true >/dev/null 2>&1
 	HOST_WAIT=400 host alerts
 	# What sshd really logged for the burst (the records harden watch counts), for the report
 	# and for fixtures. In $STATE: the results disk of a reboot scenario holds the last boot's.
