@@ -71,6 +71,18 @@ func hostAlerts(t *testing.T, vm *VM, rcv *Receiver, line string) []string {
 		out = append(out, fmt.Sprintf("CHECK alert-priv-esc FAIL no priv-esc alert for su within %s; %s", alertWait, rcv.Summary()))
 	}
 
+	// ... and sudo with a wrong password: the failed authentication itself (USER_AUTH
+	// res=failed from PAM), not only the exec.
+	authAlert, ok := rcv.Wait(alertWait, func(a Received) bool {
+		return a.Kind == "priv-esc" && a.Attrs["result"] == "failed"
+	})
+	if ok {
+		out = append(out, fmt.Sprintf("CHECK alert-priv-esc-auth PASS webhook got %q (record %s, exe %s)",
+			authAlert.Summary, authAlert.Attrs["record"], authAlert.Attrs["exe"]))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK alert-priv-esc-auth FAIL no failed-authentication priv-esc alert within %s; %s", alertWait, rcv.Summary()))
+	}
+
 	if rej := rcv.Rejected(); len(rej) > 0 {
 		out = append(out, fmt.Sprintf("CHECK webhook-signature FAIL %d requests refused, first: %s", len(rej), rej[0]))
 	} else {

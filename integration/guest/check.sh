@@ -267,6 +267,8 @@ check_alerts() {
 	# A failed privilege escalation: an unprivileged user tries su with a wrong password
 	# (PAM audits USER_AUTH res=failed for /usr/bin/su; the baseline also keys the exec).
 	echo 'not-the-root-password' | setpriv --reuid=65534 --regid=65534 --clear-groups su root -c true >/dev/null 2>&1
+	# And sudo with a wrong password (-S reads it from stdin): PAM's USER_AUTH res=failed.
+	echo 'not-the-password' | setpriv --reuid=65534 --regid=65534 --clear-groups sudo -S -u root true >/dev/null 2>&1
 	HOST_WAIT=400 host alerts
 	# What sshd really logged for the burst (the records harden watch counts), for the report
 	# and for fixtures. In $STATE: the results disk of a reboot scenario holds the last boot's.

@@ -278,3 +278,22 @@ func TestSSHRealBookwormRecordsCountConnections(t *testing.T) {
 	assert.Equal(t, "7", alerts[0].Attrs["count"])
 	assert.Empty(t, replay(t, newRules(7, 10*time.Minute), recs))
 }
+
+// Real PAM records captured in the QEMU VM (Debian bookworm, integration TestBaked): as
+// nobody, `su root` and `sudo -S` with a wrong password read from stdin. sudo asks twice
+// (two USER_AUTH records, one pid); each failed authentication is its own alert.
+func TestPrivEscRealBookwormFailedAuthentication(t *testing.T) {
+	recs := loadRecords(t, "priv-esc-bookworm-vm.log")
+	require.Len(t, recs, 3)
+	alerts := replay(t, newRules(3, 10*time.Minute), recs)
+	require.Len(t, alerts, 3)
+	for _, a := range alerts {
+		assert.Equal(t, KindPrivEsc, a.Kind)
+		assert.Equal(t, "failed", a.Attrs["result"])
+		assert.Equal(t, "USER_AUTH", a.Attrs["record"])
+		assert.Equal(t, "65534", a.Attrs["uid"])
+	}
+	assert.Equal(t, "/usr/bin/su", alerts[0].Attrs["exe"])
+	assert.Equal(t, "root", alerts[0].Attrs["acct"])
+	assert.Equal(t, "/usr/bin/sudo", alerts[1].Attrs["exe"])
+}
