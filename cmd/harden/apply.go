@@ -36,7 +36,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.output, "output", "text", "text | json")
 	fs.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 2 when changes were made (dry-run: would be)")
 	fs.BoolVar(&f.record, "record", false, "dry-run: still write the journal records and the -dryrun report (drift timer)")
-	fs.StringVar(&f.root, "root", "/", "prefix for every file harden reads or writes (tests, offline images)")
+	fs.StringVar(&f.root, "root", "/", "prefix for every file harden reads or writes (tests, offline images); other than /, this machine's firewall (without --netns), audit rules and units are left alone")
 	fs.StringVar(&f.netns, "netns", "", "network namespace (name under /run/netns or a path) for the firewall step")
 	fs.StringVar(&f.lock, "lock", engine.DefaultLockPath, "run lock (one run at a time)")
 	fs.DurationVar(&f.lockWait, "lock-wait", 10*time.Second, "how long to wait for another run to finish")
@@ -91,7 +91,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if !f.dryRun || f.record {
 		sink = changelog.Auto(stderr)
 	}
-	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns}), Log: changelog.New(sink, runID)}
+	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root}), Log: changelog.New(sink, runID)}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
 		DryRun: f.dryRun, Only: splitList(f.only), FailClosed: polErr != nil, PolicyError: polErr,

@@ -203,3 +203,22 @@ func TestRecordedDryRunRaisesADriftAlert(t *testing.T) {
 		"--policy", policyFile("os: {id: debian, min_version: \"12\"}\n"))
 	assert.NotContains(t, errs, driftID)
 }
+
+// Under --root other than / harden works on a tree: this machine's firewall and units are
+// not its business. Dry-run, so a regression shows as a planned change, never a real one.
+func TestOfflineRootLeavesThisMachineAlone(t *testing.T) {
+	root := machine(t)
+	code, out, errs := harden(t, "apply", "--dry-run", "--root", root, "--only", "firewall,services", "--output", "json", "--detailed-exitcode")
+	var rep engine.Report
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), errs)
+	ids := map[string]string{}
+	for _, s := range rep.Steps {
+		assert.Empty(t, s.Changes, "step %s plans changes to this machine", s.Name)
+		for _, f := range s.Findings {
+			ids[f.ID] = s.Name
+		}
+	}
+	assert.Equal(t, "firewall", ids["firewall.offline"])
+	assert.Equal(t, "services", ids["services.no-systemd"])
+	assert.Equal(t, 0, code)
+}

@@ -22,6 +22,9 @@ type Options struct {
 	// NetNS is the network namespace to work in: "" for the current one, a name under
 	// /run/netns, or a path. Tests and `harden apply --netns` use it.
 	NetNS string
+	// Offline: harden works on a directory tree (--root), not on this machine; the firewall
+	// has no files, so the step only says it did nothing rather than change this machine's.
+	Offline bool
 }
 
 // Step is the firewall step. Its netlink connection is opened in Plan and in the change's
@@ -48,6 +51,13 @@ func (s *Step) Name() string { return "firewall" }
 // table the policy wants (rendering only when the models differ). No difference, no
 // change. Plan changes nothing.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	if s.opts.Offline {
+		p := &engine.Plan{}
+		p.Find(&engine.Finding{ID: "firewall.offline", Severity: engine.Info, Object: Object,
+			Message: "root is " + env.Root.Dir() + ", not /: this machine's firewall is left alone (use --netns to aim at a namespace)",
+			Reason: "firewall"})
+		return p, nil
+	}
 	want, warning, err := s.build(env)
 	if err != nil {
 		return nil, err
