@@ -55,7 +55,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		p := &engine.Plan{}
 		p.Find(&engine.Finding{ID: "firewall.offline", Severity: engine.Info, Object: Object,
 			Message: "root is " + env.Root.Dir() + ", not /: this machine's firewall is left alone (use --netns to aim at a namespace)",
-			Reason: "firewall"})
+			Reason:  "firewall"})
 		return p, nil
 	}
 	want, warning, err := s.build(env)
