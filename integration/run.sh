@@ -35,4 +35,6 @@ if [ -z "${HARDEN_BIN:-}" ]; then
 	export HARDEN_BIN=$PWD/bin/harden
 fi
 cd integration
-exec go test -tags integration -count=1 -p 1 -v -timeout 60m "$@" .
+# One VM suite at a time on this machine: QEMU under TCG takes both cores, and two suites
+# at once would only make both miss their boot timeouts.
+exec flock /run/lock/harden-integration.lock go test -tags integration -count=1 -p 1 -v -timeout 60m "$@" .
