@@ -20,6 +20,7 @@ type Policy struct {
 	ClamAV   ClamAV   `yaml:"clamav"`
 	Services Services `yaml:"services"`
 	Alerts   Alerts   `yaml:"alerts"`
+	Boot     Boot     `yaml:"boot"`
 
 	// source remembers where each field came from, for errors found after loading.
 	source *source
@@ -198,4 +199,18 @@ type Sink struct {
 type Spool struct {
 	Dir       string `yaml:"dir"`
 	MaxAlerts int    `yaml:"max_alerts"`
+}
+
+// Boot: `harden boot -- APP`, the entrypoint of an image whose PID 1 is not systemd (a Fly
+// Machine: Fly's own init is PID 1). It applies the policy, starts and supervises the helper
+// programs the policy enables (BootServices), then runs the app as its child.
+type Boot struct {
+	// RequiredSteps are the steps whose failure keeps the app from starting. The firewall is
+	// always one of them: a machine whose firewall could not be applied never runs its app.
+	RequiredSteps []string `yaml:"required_steps"`
+	// SSHD also runs OpenSSH's sshd. `fly ssh console` is served by Fly's own SSH server in
+	// its init and needs no sshd.
+	SSHD bool `yaml:"sshd"`
+	// StopTimeout bounds stopping the helpers, in order, once the app has exited.
+	StopTimeout Duration `yaml:"stop_timeout"`
 }
