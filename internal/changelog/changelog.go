@@ -34,6 +34,15 @@ const (
 	MsgAlertVirus        = "a85bfee7f2114a0d990ee0da66c89ae3" // ClamAV detection
 	MsgAlertSpoolDropped = "25aa2e68281a4e179fba45411758a524" // the alert spool was full and dropped alerts
 	MsgAlertDrift        = "8da6ef1676d0474699aa25edf036a32d" // the daily dry-run found drift from the policy
+	MsgAlertBoot         = "363956482832f851a87056421d8d1750" // harden boot: a step failed, or the app was not started
+
+	// harden boot's supervisor (Fly Machines: no systemd to log what runs).
+	MsgServiceStart   = "384e4f528a8df47d5a3eb63d3766540f" // a supervised program (or the app) was started, or could not be
+	MsgServiceExit    = "f99a420fc0b394717b1283a0c488561f" // a supervised program (or the app) exited
+	MsgServiceRestart = "bbeee2f7acfed6ce21c8b46b38159c9a" // it will be started again after a back-off
+	MsgServiceStop    = "c90b99bf157d129972e040984b649c2d" // harden boot asked it to stop, or killed it
+	MsgOrphanReaped   = "1fc6e0906f95921bb39cfc2502fe7fef" // an orphaned process was reaped
+	MsgBootBlocked    = "a9d4024d7501a2e3f7657013d922e8f6" // harden boot did not start the app (fail closed)
 )
 
 // Priorities, as syslog levels.
@@ -44,6 +53,7 @@ const (
 	PriWarning = journal.PriWarning
 	PriNotice  = journal.PriNotice
 	PriInfo    = journal.PriInfo
+	PriDebug   = journal.PriDebug
 )
 
 // Entry is one structured record.

@@ -20,6 +20,7 @@ var messageIDs = map[alert.Kind]string{
 	alert.KindVirus:        changelog.MsgAlertVirus,
 	alert.KindSpoolDropped: changelog.MsgAlertSpoolDropped,
 	alert.KindDrift:        changelog.MsgAlertDrift,
+	alert.KindBoot:         changelog.MsgAlertBoot,
 }
 
 // MessageID returns the journal MESSAGE_ID of a kind.
