@@ -71,7 +71,7 @@ func (l *Log) FailClosed(policy string, err error) error {
 
 // Service is one thing harden boot's supervisor did with a program, or saw it do.
 type Service struct {
-	// Event: start | start-failed | exit | restart | stop | kill | orphan.
+	// Event: start | start-failed | exit | restart | stop | kill | timeout | orphan.
 	Event   string
 	Service string // "" for an orphan
 	PID     int
@@ -119,12 +119,17 @@ func (l *Log) Service(s Service) error {
 		id, pri = MsgServiceRestart, PriWarning
 		msg = fmt.Sprintf("%s will be restarted in %s (restart %d)", name, s.Delay, s.Restarts)
 		f["HARDEN_RESTART_DELAY_MS"] = strconv.FormatInt(s.Delay.Milliseconds(), 10)
-	case "stop", "kill":
+	case "stop", "kill", "timeout":
 		id = MsgServiceStop
 		msg = fmt.Sprintf("%s (pid %d): sent %s to stop it", name, s.PID, s.Signal)
-		if s.Event == "kill" {
+		switch s.Event {
+		case "kill":
 			pri = PriWarning
 			msg = fmt.Sprintf("%s (pid %d) did not stop in time: killed its process group", name, s.PID)
+		case "timeout":
+			pri = PriWarning
+			msg = fmt.Sprintf("%s (pid %d) %v: sent %s to stop it", name, s.PID, s.Err, s.Signal)
+			f["HARDEN_ERROR"] = fmt.Sprint(s.Err)
 		}
 		f["HARDEN_SIGNAL"] = s.Signal
 	default:

@@ -128,14 +128,14 @@ func (sv *Service) run() {
 		sv.sup.mu.Lock()
 		exited, started, pid := sv.exited, sv.started, sv.pid
 		sv.sup.mu.Unlock()
-		st := <-exited
+		st := sv.waitExit(exited, pid)
 		ran := time.Since(started)
 		sv.sup.opts.Log(Event{Kind: EventExit, Service: sv.spec.Name, PID: pid, Status: st, Ran: ran, Restarts: sv.restartCount()})
 		for {
 			if sv.stopped() || !sv.wantsRestart(st) {
 				return
 			}
-			delay = sv.sup.opts.Backoff.next(delay, ran)
+			delay = sv.backoff().next(delay, ran)
 			sv.sup.opts.Log(Event{Kind: EventRestart, Service: sv.spec.Name, Delay: delay, Restarts: sv.restartCount() + 1})
 			select {
 			case <-sv.stopCh:
@@ -156,6 +156,41 @@ func (sv *Service) run() {
 			ran = 0 // a start that failed is a quick exit: the back-off grows
 		}
 	}
+}
+
+func (sv *Service) backoff() Backoff {
+	if sv.spec.Backoff != (Backoff{}) {
+		return sv.spec.Backoff
+	}
+	return sv.sup.opts.Backoff
+}
+
+// waitExit waits for the current run's exit; past RunTimeout it stops the run first.
+func (sv *Service) waitExit(exited chan ExitStatus, pid int) ExitStatus {
+	if sv.spec.RunTimeout <= 0 {
+		return <-exited
+	}
+	t := time.NewTimer(sv.spec.RunTimeout)
+	defer t.Stop()
+	select {
+	case st := <-exited:
+		return st
+	case <-t.C:
+	}
+	sv.sup.opts.Log(Event{Kind: EventTimeout, Service: sv.spec.Name, PID: pid, Signal: sv.spec.StopSignal,
+		Err: fmt.Errorf("ran longer than %s", sv.spec.RunTimeout)})
+	_ = sv.Signal(sv.spec.StopSignal)
+	grace := time.NewTimer(sv.spec.StopTimeout)
+	defer grace.Stop()
+	select {
+	case st := <-exited:
+		return st
+	case <-grace.C:
+	}
+	if sv.killGroup() {
+		sv.sup.opts.Log(Event{Kind: EventKill, Service: sv.spec.Name, PID: pid, Signal: syscall.SIGKILL})
+	}
+	return <-exited
 }
 
 func (sv *Service) wantsRestart(st ExitStatus) bool {

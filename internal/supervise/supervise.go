@@ -73,6 +73,11 @@ type Spec struct {
 	StopTimeout time.Duration
 	// Prepare runs before every start (runtime directories, ...); an error is a failed start.
 	Prepare func() error
+	// RunTimeout bounds one run (0: none): past it the program is stopped as by Stop, and
+	// the run counts as failed (OnFailure starts it again after the back-off).
+	RunTimeout time.Duration
+	// Backoff replaces the Supervisor's back-off for this program (zero: the Supervisor's).
+	Backoff Backoff
 }
 
 // Backoff is the delay between restarts: Min after the first exit, doubled after each quick
@@ -132,6 +137,7 @@ const (
 	EventRestart     EventKind = "restart"      // it will be started again after Delay
 	EventStop        EventKind = "stop"         // Stop asked it to stop (Signal sent)
 	EventKill        EventKind = "kill"         // it did not stop in time: its group was killed
+	EventTimeout     EventKind = "timeout"      // it ran longer than its RunTimeout: it is being stopped
 	EventOrphan      EventKind = "orphan"       // an orphaned process was reaped
 )
 

@@ -401,3 +401,26 @@ func TestExitStatusStrings(t *testing.T) {
 	assert.Equal(t, "exit 3", ExitStatus{Code: 3}.String())
 	assert.Equal(t, "killed by signal 15 (SIGTERM)", ExitStatus{Signal: syscall.SIGTERM}.String())
 }
+
+// A run longer than RunTimeout is stopped and counts as a failure: OnFailure starts it again
+// after the program's own back-off.
+func TestRunTimeoutStopsAndRetries(t *testing.T) {
+	s, rec := newSup(t, DefaultBackoff)
+	count := filepath.Join(t.TempDir(), "count")
+	sp := sh("update", `n=$(cat `+count+` 2>/dev/null || echo 0); n=$((n+1)); echo $n >`+count+`
+[ $n -ge 2 ] && exit 0
+trap 'exit 5' TERM; while :; do sleep 0.05; done`)
+	sp.Restart = OnFailure
+	sp.RunTimeout = 300 * time.Millisecond
+	sp.Backoff = Backoff{Min: 50 * time.Millisecond, Max: time.Second, ResetAfter: time.Hour}
+	sv, err := s.Start(sp)
+	require.NoError(t, err)
+	st := waitDone(t, sv, 5*time.Second)
+	assert.True(t, st.Success(), "the second run succeeded")
+	require.Len(t, rec.of(EventTimeout, "update"), 1)
+	exits := rec.of(EventExit, "update")
+	require.Len(t, exits, 2)
+	assert.Equal(t, 5, exits[0].Status.ExitCode(), "stopped by its stop signal")
+	assert.GreaterOrEqual(t, exits[0].Ran, 300*time.Millisecond)
+	assert.Equal(t, 50*time.Millisecond, rec.of(EventRestart, "update")[0].Delay, "the program's own back-off")
+}
