@@ -32,6 +32,9 @@ Usage:
   harden alert virus             raise a virus alert (ClamAV VirusEvent)
   harden install                 write and enable harden's boot units
   harden stamp                   stamp an image build; remove what must not be baked in
+  harden boot [--policy FILE] -- COMMAND [ARG...]
+                                 entrypoint where there is no systemd (Fly Machines): apply,
+                                 supervise the helpers, run the app, exit with its status
   harden version
 
 Exit codes: 0 ok and nothing changed; 1 error (bad policy, a step failed, a finding at or
@@ -47,6 +50,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"alert":   runAlert,
 	"install": runInstall,
 	"stamp":   runStamp,
+	"boot":    runBoot,
 }
 
 func main() {
