@@ -80,12 +80,12 @@ type Config struct {
 	Records io.Writer
 
 	// The rest defaults to this machine.
-	Root     string    // "/"
-	Environ  []string  // the app's and the helpers' environment: os.Environ()
+	Root     string   // "/"
+	Environ  []string // the app's and the helpers' environment: os.Environ()
 	Getenv   func(string) string
-	Programs Programs  // DefaultPrograms, Harden = os.Executable()
+	Programs Programs // DefaultPrograms, Harden = os.Executable()
 	Probe    func(context.Context) Features
-	LockPath string    // engine.DefaultLockPath under Root
+	LockPath string // engine.DefaultLockPath under Root
 	// AppStdout and AppStderr default to this process's own (the app writes to Fly's log
 	// stream directly).
 	AppStdout, AppStderr *os.File
