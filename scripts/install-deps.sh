@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the host tools harden's tests use as real parts: nft (reads rulesets back in
-# network namespaces), auditctl/augenrules (the reference the audit client is compared with),
+# Installs the host tools harden's tests and benchmarks use as real parts: nft (reads rulesets
+# back in network namespaces), auditctl/augenrules (the reference the audit client is compared
+# with), strace (captures the bytes auditctl sends, for the byte-for-byte golden test), time
+# (bench/apply.sh's memory figure),
 # dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), the ClamAV tools, the
 # Alertmanager the alert sink is tested against, and what the VM suite needs.
 #
@@ -9,7 +11,8 @@
 set -euo pipefail
 
 packages=(
-  nftables iproute2 procps
+  nftables iproute2 procps util-linux
+  strace time
   auditd
   dbus-daemon
   openssh-server openssh-client

@@ -15,6 +15,7 @@ import (
 
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 func harden(t *testing.T, args ...string) (int, string, string) {
@@ -39,9 +40,7 @@ func write(t *testing.T, path, content string, perm os.FileMode) {
 }
 
 func requireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("policy files must be owned by root: run as root")
-	}
+	need.Root(t, "policy files must be owned by root")
 }
 
 func TestVersionHelpAndUnknown(t *testing.T) {

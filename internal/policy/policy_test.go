@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 func TestEmbeddedDefaultIsAPrivateVMWithSSHFromThePrivateNetwork(t *testing.T) {
@@ -146,7 +148,7 @@ func TestAllErrorsAreReportedAtOnce(t *testing.T) {
 
 func TestLoadFileRefusesFilesOthersCanWrite(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: files must be owned by root to pass the check")
+		need.Root(t, "files must be owned by root to pass the check")
 	}
 	dir := t.TempDir()
 	require.NoError(t, os.Chmod(dir, 0o755))

@@ -15,6 +15,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/internal/systemd/systemdtest"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/harden-dev/harden/steps/sshd"
 )
 
@@ -25,12 +26,9 @@ const sshdBin = "/usr/sbin/sshd"
 // key. The real sshd binary checks it.
 func newEnv(t *testing.T, mainConfig string) *engine.Env {
 	t.Helper()
-	if _, err := os.Stat(sshdBin); err != nil {
-		t.Skip("openssh-server not installed")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("sshd -t/-T need root (privilege separation directory)")
-	}
+	need.File(t, sshdBin, "openssh-server")
+	need.Root(t, "sshd -t/-T need the privilege separation directory")
+	requirePrivsepDir(t)
 	env := enginetest.Env(t, nil, nil)
 	root := env.Root.Dir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc/ssh/sshd_config.d"), 0o755))
@@ -40,6 +38,16 @@ func newEnv(t *testing.T, mainConfig string) *engine.Env {
 	cfg := strings.NewReplacer("ROOT", root).Replace(mainConfig)
 	enginetest.WriteFile(t, env, sshd.MainConfig, cfg)
 	return env
+}
+
+// requirePrivsepDir makes /run/sshd, in the private /run TestMain mounted (never the
+// machine's), as systemd's RuntimeDirectory=sshd does while ssh.service runs.
+func requirePrivsepDir(t testing.TB) {
+	t.Helper()
+	if os.Getenv(privateRunEnv) != "1" {
+		need.Missing(t, "a private /run for sshd's privilege separation directory (TestMain runs the tests under unshare --mount as root)")
+	}
+	require.NoError(t, os.MkdirAll("/run/sshd", 0o755))
 }
 
 // debianConfig is bookworm's sshd_config (comments dropped) under a root.
@@ -302,9 +310,8 @@ func TestSocketActivationWarned(t *testing.T) {
 // BenchmarkPlanConverged is a boot with nothing to change: read two files,
 // run `sshd -T` twice (the proof) and compare.
 func BenchmarkPlanConverged(b *testing.B) {
-	if _, err := os.Stat(sshdBin); err != nil || os.Geteuid() != 0 {
-		b.Skip("needs root and openssh-server")
-	}
+	need.File(b, sshdBin, "openssh-server")
+	need.Root(b, "sshd -t/-T")
 	env := enginetest.Env(b, nil, nil)
 	root := env.Root.Dir()
 	require.NoError(b, os.MkdirAll(filepath.Join(root, "etc/ssh/sshd_config.d"), 0o755))
