@@ -26,6 +26,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/nft/nfttest"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/harden-dev/harden/steps/firewall"
 )
 
@@ -633,6 +634,7 @@ func TestProbeReportsWhatTheKernelLacks(t *testing.T) {
 		assert.NotEmpty(t, host[name].Disables, name)
 	}
 
+	need.Tool(t, "unshare")
 	self, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command("unshare", "--user", "--map-root-user", "--net", self)
