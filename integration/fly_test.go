@@ -1,0 +1,256 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The Fly scenarios boot the image the way a Fly Machine runs one: PID 1 is not systemd but
+// flyinit (integration/flyinit, the suite's stand-in for Fly's init), which runs the image's
+// entrypoint `harden boot -- APP` as its child. The checker (guest/fly-check.sh) runs next to
+// it, as an operator's `fly ssh console` session would.
+
+// TestFly: harden boot with a good policy: firewall before the app, helpers supervised,
+// alerts, orphans, restarts, signals, shutdown with the app's status, power-off.
+func TestFly(t *testing.T) {
+	runFly(t, "fly", "fly-policy.yaml")
+}
+
+// TestFlyBrokenPolicy: a policy that does not load: the default firewall, no app, exit 1.
+func TestFlyBrokenPolicy(t *testing.T) {
+	runFly(t, "fly-broken", "broken-policy.yaml")
+}
+
+// flyPorts: the allowed port (the app's, from fly-proxy) and one the policy does not open.
+const flyAllowed, flyClosed = 8080, 9090
+
+// flyRun is /fly/run.json: the machine config Fly's init reads, for flyinit.
+func flyRun() []byte {
+	cfg := map[string]any{
+		"entrypoint": []string{"/usr/local/sbin/harden", "boot", "--"},
+		"cmd":        []string{"/usr/local/lib/harden-test/fly-app.sh"},
+		"env": map[string]string{
+			"FLY_APP_NAME": "harden-test", "FLY_MACHINE_ID": "3d8d9e1c2a4b78", "FLY_REGION": "ams",
+			"PRIMARY_REGION": "ams", "FLY_IMAGE_REF": "registry.fly.io/harden-test:integration",
+			"FLY_VM_MEMORY_MB": "1024", "FLY_PROCESS_GROUP": "app",
+		},
+		"hostname": "3d8d9e1c2a4b78", "ipv4": "10.0.2.15/24", "gateway": "10.0.2.2",
+		"private_ip": "fdaa:0:1:a7b:1::2", "private_bits": 64, "kill_timeout": 30,
+		"checker":    []string{"/usr/local/lib/harden-test/fly-check.sh"},
+		"ready_file": "/run/flyinit/checker-ready",
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	return b
+}
+
+// buildFlyinit builds the stand-in for Fly's init, static.
+func buildFlyinit(t *testing.T, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./flyinit")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "building flyinit: %s", b)
+}
+
+func flyHandIn(t *testing.T, name, policyFile, dir string, rcv *Receiver) {
+	t.Helper()
+	put := func(p string, data []byte, mode os.FileMode) {
+		full := filepath.Join(dir, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, data, mode))
+		require.NoError(t, os.Chmod(full, mode))
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return b
+	}
+	put("usr/local/sbin/harden", read(hardenBinary(t)), 0o755)
+	flyinit := filepath.Join(t.TempDir(), "flyinit")
+	buildFlyinit(t, flyinit)
+	put("usr/local/sbin/flyinit", read(flyinit), 0o755)
+	put("fly/run.json", flyRun(), 0o644)
+	put("usr/local/lib/harden-test/fly-app.sh", read("guest/fly-app.sh"), 0o755)
+	put("usr/local/lib/harden-test/fly-check.sh", read("guest/fly-check.sh"), 0o755)
+	put("etc/harden-test/scenario", []byte(name+"\n"), 0o644)
+	put("etc/harden/policy.yaml", read(filepath.Join("testdata", policyFile)), 0o600)
+	if rcv != nil {
+		put("etc/harden/webhook.secret", append(rcv.Secret, '\n'), 0o600)
+	}
+}
+
+// runFly boots one Fly scenario and turns every CHECK line into a subtest.
+func runFly(t *testing.T, name, policyFile string) {
+	img := testImage(t)
+	work := t.TempDir()
+	rcv, err := StartReceiver()
+	require.NoError(t, err)
+	defer rcv.Close()
+	hand := filepath.Join(work, "handin")
+	flyHandIn(t, name, policyFile, hand, rcv)
+
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout())
+	defer cancel()
+	start := time.Now()
+	vm, err := Start(ctx, Boot{Image: img, HandIn: hand, Dir: work, WebhookPort: rcv.Port,
+		Append: "init=/usr/local/sbin/flyinit", Forward: []int{flyClosed}})
+	require.NoError(t, err)
+	defer vm.Kill()
+
+	failed, done := false, false
+	lineCh := make(chan string)
+	go func() {
+		defer close(lineCh)
+		for {
+			l, err := vm.Lines.ReadString('\n')
+			if l = strings.TrimRight(l, "\r\n"); l != "" {
+				lineCh <- l
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for !done {
+		select {
+		case <-ctx.Done():
+			t.Errorf("%s: timed out after %s", name, bootTimeout())
+			failed, done = true, true
+		case l, ok := <-lineCh:
+			switch {
+			case !ok:
+				t.Errorf("%s: the guest's control channel closed before DONE", name)
+				failed, done = true, true
+			case strings.HasPrefix(l, "CHECK "):
+				failed = report(t, l) || failed
+			case strings.HasPrefix(l, "FIGURE "):
+				t.Logf("FIGURE %s (%s)", strings.TrimPrefix(l, "FIGURE "), name)
+			case strings.HasPrefix(l, "HOST fly-probe"):
+				for _, c := range flyProbe(vm, l) {
+					failed = report(t, c) || failed
+				}
+				require.NoError(t, vm.Send("HOST-DONE"))
+			case strings.HasPrefix(l, "HOST alerts-fly"):
+				for _, c := range flyAlerts(rcv) {
+					failed = report(t, c) || failed
+				}
+				require.NoError(t, vm.Send("HOST-DONE"))
+			case l == "DONE":
+				done = true
+			case strings.HasPrefix(l, "HELLO"):
+				t.Logf("%s after %s", l, time.Since(start).Round(time.Second))
+			default:
+				t.Logf("guest: %s", l)
+			}
+		}
+	}
+	// flyinit powers the VM off once the entrypoint and the checker have exited: QEMU exits
+	// by itself (-no-reboot), nobody kills it.
+	if err := vm.Wait(60 * time.Second); err != nil {
+		failed = report(t, fmt.Sprintf("CHECK fly-poweroff FAIL QEMU did not exit by itself after DONE: %v", err)) || failed
+	} else {
+		report(t, "CHECK fly-poweroff PASS the entrypoint exited, flyinit powered the VM off, QEMU exited")
+	}
+	t.Logf("FIGURE %s-total-s %.0f", name, time.Since(start).Seconds())
+	_ = vm.ExtractResults(filepath.Join(work, "results"))
+	if failed || t.Failed() || os.Getenv("HARDEN_VM_KEEP") != "" {
+		keep := artifactsDir(name)
+		_ = os.RemoveAll(keep)
+		_ = os.MkdirAll(filepath.Dir(keep), 0o755)
+		if err := exec.Command("cp", "-a", work, keep).Run(); err == nil {
+			_ = os.Remove(filepath.Join(keep, "initrd-with-handin.img"))
+			_ = os.Remove(filepath.Join(keep, "results.tar"))
+			t.Logf("console log, qemu log and the guest's results kept in %s", keep)
+		}
+	}
+}
+
+// flyProbe answers "HOST fly-probe phase=before|after|broken" from outside the VM: the
+// allowed port must answer (before: the checker's listener, after: the app's), the closed
+// one must give nothing (slirp accepts the host's connection whatever the guest does, so
+// "nothing" is the absence of a response).
+func flyProbe(vm *VM, line string) []string {
+	phase := strings.TrimPrefix(strings.Fields(line)[2], "phase=")
+	open := httpGet(vm.HTTPPort)
+	closed := httpGet(vm.Forwarded[flyClosed])
+	want := map[string]string{"before": "harden-test-pre", "after": "harden-test-app", "broken": ""}[phase]
+	var out []string
+	name := "fly-host-allowed-" + phase
+	switch {
+	case want == "" && open == "":
+		out = append(out, fmt.Sprintf("CHECK %s PASS port %d gives nothing: the embedded default firewall opens no app port", name, flyAllowed))
+	case want != "" && strings.Contains(open, want):
+		out = append(out, fmt.Sprintf("CHECK %s PASS port %d answers from the host with %q", name, flyAllowed, want))
+	default:
+		out = append(out, fmt.Sprintf("CHECK %s FAIL port %d: want %q, got %q", name, flyAllowed, want, open))
+	}
+	if closed == "" {
+		out = append(out, fmt.Sprintf("CHECK fly-host-closed-%s PASS port %d (listening, not allowed) gives nothing", phase, flyClosed))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK fly-host-closed-%s FAIL port %d answered %q", phase, flyClosed, closed))
+	}
+	return out
+}
+
+// httpGet returns what a GET / on the forwarded port returns within a few seconds.
+func httpGet(port int) string {
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
+	_, _ = c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	var all []byte
+	buf := make([]byte, 1024)
+	for len(all) < 4096 {
+		n, err := c.Read(buf)
+		all = append(all, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return strings.TrimSpace(string(all))
+}
+
+// flyAlerts waits at the webhook receiver for what the guest provoked: a write to
+// /etc/shadow (critical-file, through harden watch under harden boot) and the EICAR
+// detection (virus: clamd's VirusEvent, through the inbox and the watch).
+func flyAlerts(rcv *Receiver) []string {
+	var out []string
+	file, ok := rcv.Wait(alertWait, func(a Received) bool {
+		return a.Kind == "critical-file" && strings.Contains(a.Attrs["path"], "/etc/shadow")
+	})
+	if ok {
+		out = append(out, fmt.Sprintf("CHECK fly-alert-critical-file PASS webhook got %q (key %s)", file.Summary, file.Attrs["key"]))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK fly-alert-critical-file FAIL no critical-file alert for /etc/shadow within %s; %s", alertWait, rcv.Summary()))
+	}
+	virus, ok := rcv.Wait(alertWait, func(a Received) bool {
+		return a.Kind == "virus" && strings.Contains(a.Attrs["virus"], "EICAR")
+	})
+	if ok {
+		out = append(out, fmt.Sprintf("CHECK fly-alert-virus PASS webhook got %q", virus.Summary))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK fly-alert-virus FAIL no virus alert within %s; %s", alertWait, rcv.Summary()))
+	}
+	if rej := rcv.Rejected(); len(rej) > 0 {
+		out = append(out, fmt.Sprintf("CHECK fly-webhook-signature FAIL %d requests refused, first: %s", len(rej), rej[0]))
+	} else {
+		out = append(out, "CHECK fly-webhook-signature PASS every delivery carried a valid signature; "+rcv.Summary())
+	}
+	return out
+}
