@@ -139,6 +139,11 @@ else
 	check fly-app-child FAIL "app ppid $(cat "$A/ppid"), harden boot $hp; env: $(tr '\n' ' ' <"$A/env")"
 fi
 
+# The app left a process behind at its start (its parent exited at once): the kernel gave it
+# to harden boot, the subreaper, not to PID 1.
+opid=$(cat "$A/orphan.pid")
+oppid=$(ppid_of "$opid")
+
 # From the host, before the app listens: the allowed port answers, the other gives nothing.
 host fly-probe phase=before
 kill "$pre1" "$pre2" 2>/dev/null
@@ -257,12 +262,10 @@ echo '# harden-test write' >>/etc/shadow
 cat /run/shadow.saved >/etc/shadow
 HOST_WAIT=300 host alerts-fly
 
-# The orphan the app left behind was re-parented to harden boot, and reaped when it exited.
-opid=$(cat "$A/orphan.pid")
-oppid=$(ppid_of "$opid")
+# The orphan was re-parented to harden boot, and reaped when it exited.
 gone() { [ ! -e "/proc/$opid" ]; }
-if wait_for 60 gone && by_id $ORPHAN_ID .HARDEN_PID | grep -qx "\"$opid\""; then
-	check fly-orphan-reaped PASS "orphan $opid (parent then: ${oppid:-gone already}) reaped by harden boot: no zombie, record on stdout"
+if [ "$oppid" = "$hp" ] && wait_for 60 gone && by_id $ORPHAN_ID .HARDEN_PID | grep -qx "\"$opid\""; then
+	check fly-orphan-reaped PASS "orphan $opid of the app: re-parented to harden boot ($oppid), reaped when it exited (no zombie), record on stdout"
 else
 	check fly-orphan-reaped FAIL "orphan $opid: parent $oppid, state $(awk '/^State:/ {print $2}' /proc/$opid/status 2>/dev/null); records: $(by_id $ORPHAN_ID .HARDEN_PID | tr '\n' ' ')"
 fi
@@ -276,7 +279,7 @@ restarted() {
 	[ -n "$n" ] && [ "$n" != "$old" ] && [ "$(ppid_of "$n")" = "$hp" ]
 }
 if wait_for 90 restarted && by_id $RESTART_ID .HARDEN_SERVICE | grep -qx '"clamd"'; then
-	check fly-clamd-restarted PASS "clamd $old killed; harden boot restarted it as $(pgrep -x clamd | head -1): $(by_id $RESTART_ID .MESSAGE | head -1)"
+	check fly-clamd-restarted PASS "clamd $old killed; harden boot restarted it as $(pgrep -x clamd | head -1): $(by_id $RESTART_ID 'select(.HARDEN_SERVICE == "clamd") | .MESSAGE' | head -1)"
 else
 	check fly-clamd-restarted FAIL "clamd now: $(pgrep -x clamd); restart records: $(by_id $RESTART_ID .MESSAGE | tr '\n' '|')"
 fi

@@ -257,7 +257,10 @@ func (b *booter) applySteps(ctx context.Context, pol *policy.Policy, polName str
 }
 
 func (b *booter) planner(p *policy.Policy, features Features) *planner {
-	return &planner{pol: p, policyPath: b.c.PolicyPath, root: b.root, progs: b.c.Programs, features: features, environ: b.c.Environ}
+	// The helpers write their records as JSON lines too (harden watch would pick journald
+	// where its socket exists).
+	env := append(append([]string{}, b.c.Environ...), changelog.RecordsEnv+"=stderr")
+	return &planner{pol: p, policyPath: b.c.PolicyPath, root: b.root, progs: b.c.Programs, features: features, environ: env}
 }
 
 // blockReasons says why the app must not start; none means it starts.

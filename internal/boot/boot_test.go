@@ -64,7 +64,8 @@ func fake(role, root string) int {
 		return 0
 	case "harden":
 		// harden watch writes journal-shaped records: they must pass through unwrapped.
-		fmt.Fprintln(os.Stderr, `{"MESSAGE":"watch: started","PRIORITY":"6","SYSLOG_IDENTIFIER":"harden"}`)
+		fmt.Fprintf(os.Stderr, `{"MESSAGE":"watch: started, records to %s","PRIORITY":"6","SYSLOG_IDENTIFIER":"harden"}`+"\n",
+			os.Getenv(changelog.RecordsEnv))
 	case "clamd":
 		if _, err := os.Stat(filepath.Join(root, "var/lib/clamav/daily.cld")); err != nil {
 			fmt.Fprintln(os.Stderr, "fake clamd: no signatures") // as the real one, it will not run
@@ -300,7 +301,7 @@ func waitExit(t *testing.T, done <-chan int, d time.Duration) int {
 // once freshclam wrote signatures, clamonacc only once clamd answers), then the app, whose
 // exit status is harden boot's; the helpers stop in reverse order; every line is JSON.
 func TestBootRunsHelpersThenTheAppAndExitsWithItsStatus(t *testing.T) {
-	tb := newTestBoot(t, "/bin/sh", "-c", `echo app-out; echo app-err >&2
+	tb := newTestBoot(t, "/bin/sh", "-c", `echo app-out; echo app-err >&2; echo "records=$HARDEN_RECORDS"
 while [ ! -e "$ROOT/go" ]; do sleep 0.05; done
 exit 7`)
 	tb.cfg.Environ = append(tb.cfg.Environ, "ROOT="+tb.root)
@@ -325,7 +326,7 @@ exit 7`)
 	write(t, tb.root, "go", "")
 	assert.Equal(t, 7, waitExit(t, done, 30*time.Second), "the app's status is harden boot's")
 
-	assert.Equal(t, "app-out\napp-err\n", tb.file("app.out"), "the app's output is its own, not wrapped")
+	assert.Equal(t, "app-out\napp-err\nrecords=\n", tb.file("app.out"), "the app's output is its own, not wrapped; its environment too")
 	recs := tb.rec.records(t)
 	var stops []string
 	for _, r := range recs {
@@ -352,7 +353,7 @@ exit 7`)
 		if r["SYSLOG_IDENTIFIER"] == "clamd" && r["MESSAGE"] == "clamd running" && r["SYSLOG_PID"] != "" {
 			wrapped = true
 		}
-		if r["MESSAGE"] == "watch: started" && r["SYSLOG_IDENTIFIER"] == "harden" {
+		if r["MESSAGE"] == "watch: started, records to stderr" && r["SYSLOG_IDENTIFIER"] == "harden" {
 			passed = true
 		}
 	}
