@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/policy"
 )
 
 // The Fly scenarios boot the image the way a Fly Machine runs one: PID 1 is not systemd but
@@ -144,7 +146,7 @@ func runFly(t *testing.T, name, policyFile string) {
 				}
 				require.NoError(t, vm.Send("HOST-DONE"))
 			case strings.HasPrefix(l, "HOST alerts-fly"):
-				for _, c := range flyAlerts(rcv) {
+				for _, c := range flyAlerts(t, vm, rcv) {
 					failed = report(t, c) || failed
 				}
 				require.NoError(t, vm.Send("HOST-DONE"))
@@ -226,11 +228,26 @@ func httpGet(port int) string {
 	return strings.TrimSpace(string(all))
 }
 
-// flyAlerts waits at the webhook receiver for what the guest provoked: a write to
-// /etc/shadow (critical-file, through harden watch under harden boot) and the EICAR
-// detection (virus: clamd's VirusEvent, through the inbox and the watch).
-func flyAlerts(rcv *Receiver) []string {
-	var out []string
+// flyAlerts proves sshd under harden boot (boot.sshd) refuses passwords, makes a burst of
+// failed SSH logins from the host, and waits at the webhook receiver for the alerts: the
+// burst (ssh-failures), the guest's write to /etc/shadow (critical-file) and its EICAR file
+// (virus: clamd's VirusEvent, through the inbox and harden watch).
+func flyAlerts(t *testing.T, vm *VM, rcv *Receiver) []string {
+	out := []string{strings.Replace(sshPasswordProbe(vm.SSHPort), "CHECK host-ssh-password", "CHECK fly-sshd-no-password", 1)}
+	pol, err := policy.LoadFile("testdata/fly-policy.yaml", policy.SkipOwner)
+	if err != nil {
+		return append(out, "CHECK fly-alert-ssh-failures FAIL the fly policy: "+err.Error())
+	}
+	threshold := pol.Alerts.SSHFailures.Threshold
+	out = append(out, strings.Replace(sshBurst(t, vm.SSHPort, threshold), "CHECK ssh-burst", "CHECK fly-ssh-burst", 1))
+	ssh, ok := rcv.Wait(alertWait, func(a Received) bool {
+		return a.Kind == "ssh-failures" && a.Attrs["addr"] == "10.0.2.2"
+	})
+	if count, _ := strconv.Atoi(ssh.Attrs["count"]); ok && count > threshold {
+		out = append(out, fmt.Sprintf("CHECK fly-alert-ssh-failures PASS webhook got %q (count %d > %d)", ssh.Summary, count, threshold))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK fly-alert-ssh-failures FAIL no ssh-failures alert above %d for 10.0.2.2 within %s; %s", threshold, alertWait, rcv.Summary()))
+	}
 	file, ok := rcv.Wait(alertWait, func(a Received) bool {
 		return a.Kind == "critical-file" && strings.Contains(a.Attrs["path"], "/etc/shadow")
 	})

@@ -68,6 +68,9 @@ busybox httpd -f -p 8080 -h /run/www-pre &
 pre1=$!
 busybox httpd -f -p 9090 -h /run/www-pre &
 pre2=$!
+# An image must not carry SSH host keys (every machine would share them): harden boot makes
+# this machine's own before sshd starts (boot.sshd: true in the fly policy).
+rm -f /etc/ssh/ssh_host_*
 t0=$(now_ms)
 touch /run/flyinit/checker-ready
 
@@ -156,14 +159,14 @@ host fly-probe phase=after
 # The helpers run under harden boot, and nothing else of the policy's is missing.
 supervised() {
 	local p ok=0
-	for p in clamd clamonacc auditd; do
+	for p in clamd clamonacc auditd sshd; do
 		[ "$(ppid_of "$(pgrep -x $p | head -1)")" = "$hp" ] || ok=1
 	done
 	[ "$(ppid_of "$(pgrep -f '^/usr/local/sbin/harden watch' | head -1)")" = "$hp" ] || ok=1
 	return $ok
 }
 if wait_for 180 supervised; then
-	check fly-supervised PASS "clamd $(pgrep -x clamd), clamonacc $(pgrep -x clamonacc), auditd $(pgrep -x auditd), harden watch $(pgrep -f '^/usr/local/sbin/harden watch') are children of harden boot ($hp)"
+	check fly-supervised PASS "clamd $(pgrep -x clamd), clamonacc $(pgrep -x clamonacc), auditd $(pgrep -x auditd), sshd $(pgrep -x sshd), harden watch $(pgrep -f '^/usr/local/sbin/harden watch') are children of harden boot ($hp)"
 else
 	check fly-supervised FAIL "$(ps -eo pid,ppid,comm | awk -v hp="$hp" '$2 == hp' | tr '\n' '|'); $(tail_log)"
 fi
@@ -173,6 +176,13 @@ if [ -n "$supervised_msg" ]; then
 	check fly-services-step PASS "$supervised_msg"
 else
 	check fly-services-step FAIL "no services.boot-supervised finding"
+fi
+
+keys=$(by_id $CHANGE_ID 'select(.HARDEN_OBJECT == "/etc/ssh/ssh_host_*_key") | .MESSAGE' | head -1)
+if [ -n "$keys" ] && ls /etc/ssh/ssh_host_ed25519_key >/dev/null 2>&1; then
+	check fly-sshd-host-keys PASS "the image had no host keys; harden boot made this machine's before sshd: $keys"
+else
+	check fly-sshd-host-keys FAIL "record: '$keys'; $(ls /etc/ssh/ | tr '\n' ' ')"
 fi
 
 # Every record harden wrote is one JSON object per line with the journal's fields.
@@ -255,8 +265,9 @@ else
 	check fly-clamav-eicar FAIL "no virus alert within 90 s; $(grep -i -m2 eicar "$LOG" | cut -c1-200 | tr '\n' '|')"
 fi
 
-# Alerts to the webhook: a write to /etc/shadow (the audit baseline's critical files), and
-# the EICAR detection; the harness waits for both at its receiver.
+# Alerts to the webhook: a write to /etc/shadow (the audit baseline's critical files), the
+# EICAR detection, and a burst of failed SSH logins the harness makes from the host; it
+# waits for all three at its receiver.
 cp -a /etc/shadow /run/shadow.saved
 echo '# harden-test write' >>/etc/shadow
 cat /run/shadow.saved >/etc/shadow
@@ -297,7 +308,7 @@ fi
 # A shutdown (fly machine stop: SIGTERM to PID 1, which sends it to the entrypoint): the app
 # gets SIGTERM and exits 42, harden boot stops the helpers in order within boot.stop_timeout
 # and exits 42, and flyinit powers the VM off (the harness sees QEMU exit).
-helpers="$(pgrep -x clamd) $(pgrep -x clamonacc) $(pgrep -x auditd) $(pgrep -f '^/usr/local/sbin/harden watch')"
+helpers="$(pgrep -x clamd) $(pgrep -x clamonacc) $(pgrep -x auditd) $(pgrep -x sshd) $(pgrep -f '^/usr/local/sbin/harden watch')"
 t1=$(now_ms)
 kill -TERM 1
 if wait_for 60 exists /run/flyinit/exit; then
@@ -309,7 +320,7 @@ if wait_for 60 exists /run/flyinit/exit; then
 	stopped=$(records 'select(.MESSAGE | startswith("harden boot: helpers stopped")) | .MESSAGE' | head -1)
 	# freshclam has no process unless its retry happens to run (no network here).
 	if [ "$st" = "exit 42" ] && grep -q TERM "$A/signals" && [ -z "$left" ] &&
-		[[ "$order" =~ ^clamonacc\ clamd\ (freshclam\ )?auditd\ watch\ $ ]]; then
+		[[ "$order" =~ ^sshd\ clamonacc\ clamd\ (freshclam\ )?auditd\ watch\ $ ]]; then
 		check fly-shutdown PASS "app got SIGTERM; harden boot exited with the app's status ($st); helpers stopped in order: $order; $stopped"
 	else
 		check fly-shutdown FAIL "entrypoint $st; app signals: $(tr '\n' ' ' <"$A/signals"); left running:$left; stop order: $order; $stopped"

@@ -167,6 +167,11 @@ func Run(ctx context.Context, c Config) int {
 	features := c.Probe(runCtx)
 	probeFindings := b.reportFeatures(features)
 	pol, polName, polErr := engine.LoadPolicy(b.root, c.PolicyPath)
+	if polErr == nil && pol.Boot.SSHD {
+		// Before the sshd step, whose sshd -t needs them, as sshd-keygen.service runs
+		// before ssh.service.
+		b.ensureHostKeys()
+	}
 	rep, err := b.applySteps(runCtx, pol, polName, polErr, features)
 	if err != nil {
 		b.logger.WithError(err).Error("harden boot: the steps could not run")
@@ -334,9 +339,6 @@ func (b *booter) alert(pol *policy.Policy, sev alert.Severity, summary string, a
 // runApp starts the helpers and the app, waits for the app, stops the helpers and returns
 // the app's status.
 func (b *booter) runApp(pol *policy.Policy, rep *engine.Report, features Features) int {
-	if pol.Boot.SSHD {
-		b.ensureHostKeys()
-	}
 	// From here on no process is started and waited for outside the supervisor (it reaps
 	// every child): everything below is a supervised program.
 	sup, err := supervise.New(supervise.Options{Log: b.serviceEvent})
@@ -449,7 +451,11 @@ func (b *booter) ensureHostKeys() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := (command.Exec{}).Run(ctx, command.Cmd{Name: b.c.Programs.SSHKeygen, Args: []string{"-A"}}); err != nil {
+	args := []string{"-A"}
+	if b.c.Root != "/" {
+		args = append(args, "-f", b.c.Root) // -A writes under this prefix
+	}
+	if _, err := (command.Exec{}).Run(ctx, command.Cmd{Name: b.c.Programs.SSHKeygen, Args: args}); err != nil {
 		b.logger.WithError(err).Error("harden boot: ssh-keygen -A: sshd will not start without host keys")
 		return
 	}

@@ -648,3 +648,43 @@ func TestProbeReportsWhatTheKernelLacks(t *testing.T) {
 	assert.NotEqual(t, "ok", got[FeatureAudit], "audit is for the initial user namespace only")
 	assert.Contains(t, got[FeatureFanotify], "fanotify_init", "permission events need CAP_SYS_ADMIN in the initial namespace")
 }
+
+// boot.sshd: the image has no host keys (it must not: every machine would share them), so
+// harden boot makes this machine's before the steps (the sshd step's sshd -t needs them) and
+// then runs sshd in the foreground, logging to stderr.
+func TestSSHDGetsItsOwnHostKeysFirst(t *testing.T) {
+	nfttest.RequireRoot(t)
+	tb := newTestBoot(t, "/bin/sh", "-c", "sleep 0.3")
+	tb.policyFile("version: 1\nboot:\n  sshd: true\n")
+	keygen := filepath.Join(tb.root, "bin", "ssh-keygen")
+	write(t, tb.root, "bin/ssh-keygen", `#!/bin/sh
+[ "$1" = -A ] && [ "$2" = -f ] && mkdir -p "$3/etc/ssh" && echo key >"$3/etc/ssh/ssh_host_ed25519_key"`)
+	require.NoError(t, os.Chmod(keygen, 0o755))
+	tb.cfg.Programs.SSHKeygen = keygen
+	assert.Equal(t, 0, tb.run())
+	assert.Equal(t, "key\n", tb.file("etc/ssh/ssh_host_ed25519_key"))
+	recs := tb.rec.records(t)
+	keys, summary := -1, -1
+	for i, r := range recs {
+		if r["MESSAGE_ID"] == changelog.MsgChange && r["HARDEN_OBJECT"] == "/etc/ssh/ssh_host_*_key" {
+			keys = i
+		}
+		if r["MESSAGE_ID"] == changelog.MsgRun {
+			summary = i
+		}
+	}
+	require.GreaterOrEqual(t, keys, 0, "a change record for the new host keys")
+	assert.Less(t, keys, summary, "made before the steps ran")
+	assert.Contains(t, tb.file("fake/sshd.starts"), " -D -e\n")
+	assert.Equal(t, []string{"start", "stop", "exit"}, tb.rec.service(t, "sshd"))
+
+	// With keys in place nothing is generated.
+	tb2 := newTestBoot(t, "/bin/true")
+	tb2.policyFile("version: 1\nboot:\n  sshd: true\n")
+	write(t, tb2.root, "etc/ssh/ssh_host_ed25519_key", "image key\n")
+	tb2.cfg.Programs.SSHKeygen = "/nonexistent/ssh-keygen"
+	assert.Equal(t, 0, tb2.run())
+	for _, r := range tb2.rec.byID(t, changelog.MsgChange) {
+		assert.NotEqual(t, "/etc/ssh/ssh_host_*_key", r["HARDEN_OBJECT"])
+	}
+}
