@@ -51,7 +51,8 @@ type OS struct {
 // Firewall: the nftables input policy.
 type Firewall struct {
 	Exposure string `yaml:"exposure"` // private | public
-	// PrivateNetworks: "auto" (the /48 of FLY_PRIVATE_IP, else fdaa::/16) or CIDRs.
+	// PrivateNetworks: "auto" (the 6PN /48: of FLY_PRIVATE_IP, else of the fdaa:: address on the
+	// machine's interfaces, else all of fdaa::/16) or CIDRs.
 	PrivateNetworks []string `yaml:"private_networks"`
 	// ProxyInterface is where fly-proxy's IPv4 traffic arrives (from: proxy).
 	ProxyInterface string `yaml:"proxy_interface"`
