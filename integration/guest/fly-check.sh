@@ -171,6 +171,8 @@ else
 	check fly-supervised FAIL "$(ps -eo pid,ppid,comm | awk -v hp="$hp" '$2 == hp' | tr '\n' '|'); $(tail_log)"
 fi
 figure fly-helpers-up-ms $(($(now_ms) - t0))
+# harden boot's own memory while it supervises (the steps' work is done by then).
+figure fly-harden-boot-rss-kb "$(awk '/^VmRSS:/ {print $2}' "/proc/$hp/status")"
 supervised_msg=$(by_id $FINDING_ID 'select(.HARDEN_FINDING == "services.boot-supervised") | .MESSAGE' | head -1)
 if [ -n "$supervised_msg" ]; then
 	check fly-services-step PASS "$supervised_msg"
