@@ -165,6 +165,27 @@ func TestCryptoBaselineFromInstalledOpenSSH(t *testing.T) {
 	assert.Contains(t, e["hostkeyalgorithms"], "rsa-sha2-512")
 }
 
+// Judged from outside: ssh-audit reports no failure for any algorithm the drop-in names
+// (bookworm's ssh-audit 2.5.0 does not know ML-KEM yet: it lists it as unknown, not failed).
+func TestCryptoBaselinePassesSSHAudit(t *testing.T) {
+	need.Tool(t, "ssh-audit")
+	env := newEnv(t, debianConfig)
+	enginetest.Converges(t, env, sshd.New(sshd.Options{}))
+	e := effective(t, env, "admin")
+	var algs []string
+	for _, kw := range []string{"kexalgorithms", "ciphers", "macs", "hostkeyalgorithms"} {
+		algs = append(algs, e[kw])
+	}
+	// Exit status 3 means "some algorithm unknown" (ML-KEM, sntrup without @openssh.com).
+	out, _ := exec.Command("ssh-audit", "-n", "--lookup="+strings.Join(algs, ",")).CombinedOutput()
+	assert.NotContains(t, string(out), "[fail]", string(out))
+	assert.Contains(t, string(out), "(kex) curve25519-sha256", "ssh-audit judged the list")
+
+	// And it does fail what Debian's defaults offer, so the check can fail.
+	out, _ = exec.Command("ssh-audit", "-n", "--lookup=ecdh-sha2-nistp256,ecdsa-sha2-nistp256,hmac-sha1").CombinedOutput()
+	assert.Contains(t, string(out), "[fail]")
+}
+
 // An OpenSSH 10 that supports ML-KEM gets it first; the plan shows it (dry-run: this host's
 // sshd 9.2 could not load it).
 func TestCryptoTakesMLKEMWhenSupported(t *testing.T) {
