@@ -20,9 +20,11 @@ run: build
 	  echo "exit status $$? (0 nothing to change, 1 error or finding at run.fail_on, 2 changes pending)"
 
 # Everything CI runs before the VM suite. Privileged tests need root (network namespaces,
-# the audit netlink socket); they skip with a reason otherwise.
-test: deps vet build unit
+# the audit netlink socket) and the tools `make deps` installs; without them they skip with
+# the reason, and under HARDEN_REQUIRE_PRIVILEGED=1 (CI) they fail naming what is missing.
+test: vet build unit
 
+# The host tools the tests and benchmarks use as real parts (apt-get; as root).
 deps:
 	@scripts/install-deps.sh
 
@@ -34,11 +36,13 @@ vet:
 # test that forgot its namespace fails instead of cutting the machine off.
 # HARDEN_REFUSE_AUDIT_LOCK=1: the audit step never locks this machine's audit rules (-e 2).
 unit:
-	HARDEN_REFUSE_HOST_NETNS=1 HARDEN_REFUSE_AUDIT_LOCK=1 $(GO) test -count=1 ./...
+	HARDEN_REFUSE_HOST_NETNS=1 HARDEN_REFUSE_AUDIT_LOCK=1 scripts/gotest.sh ./...
 
+# Every bench script (each prints its figures as ratios against a reference tool or budget);
+# a script that fails fails the target.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s"; done; true
+	HARDEN_REFUSE_HOST_NETNS=1 HARDEN_REFUSE_AUDIT_LOCK=1 $(GO) test -run '^$$' -bench . -benchmem ./...
+	@set -e; for s in bench/*.sh; do echo "== $$s"; HARDEN_REFUSE_HOST_NETNS=1 HARDEN_REFUSE_AUDIT_LOCK=1 "$$s"; done
 
 # Boots real VMs under QEMU (see integration/README or the README's VM section).
 integration: build

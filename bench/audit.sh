@@ -7,9 +7,10 @@
 # Ratios below 1 mean harden is faster.
 set -eu
 cd "$(dirname "$0")/.."
-if [ "$(id -u)" -ne 0 ]; then echo "bench/audit.sh: needs root (audit netlink)"; exit 0; fi
-out=$(go test -run '^$' -bench 'Load500' -benchtime "${BENCHTIME:-10x}" ./steps/audit/ 2>&1 | grep 'ns/op' || true)
-[ -n "$out" ] || { echo "bench/audit.sh: benchmark did not run (auditctl missing?)"; exit 0; }
+if [ "$(id -u)" -ne 0 ]; then echo "bench/audit.sh: needs root (audit netlink)" >&2; exit 1; fi
+all=$(go test -run '^$' -bench 'Load500' -benchtime "${BENCHTIME:-10x}" ./steps/audit/ 2>&1) || { echo "$all" >&2; exit 1; }
+out=$(echo "$all" | grep 'ns/op' || true)
+[ -n "$out" ] || { echo "bench/audit.sh: the benchmark printed no figure:" >&2; echo "$all" >&2; exit 1; }
 echo "$out"
 echo "$out" | awk '
 	/harden-step/   { step = $3 }

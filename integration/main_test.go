@@ -93,18 +93,6 @@ func testImage(t *testing.T, recipe string) Image {
 	return img
 }
 
-// missing stops a test for something the machine or the run lacks: a skip on a developer's
-// machine, a failure under HARDEN_REQUIRE_PRIVILEGED=1 (CI), so CI never goes green by
-// leaving a scenario out.
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("HARDEN_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatalf("MISSING (HARDEN_REQUIRE_PRIVILEGED=1 makes this a failure): %s", msg)
-	}
-	t.Skip("missing: " + msg) // need:allowed-skip: the same rule as need.Missing, for the integration build tag
-}
-
 var (
 	figuresMu sync.Mutex
 	figures   = map[string][]string{} // image -> "scenario boot1/name value"

@@ -5,6 +5,8 @@ package integration
 import (
 	"os"
 	"testing"
+
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // This file is the suite's table: which images it boots, which scenarios run on which image,
@@ -33,6 +35,7 @@ var (
 				"apparmor-enforce", // AppArmor on in the kernel, clamd's profile in enforce mode
 				"apparmor-clamd",   // the running clamd is confined by it
 				"sudo-rs",          // `sudo` is sudo-rs, as on Ubuntu server
+				"sshd-generator",   // systemd 256+'s vsock/unix-local SSH sockets shut
 			}},
 		},
 	}
@@ -55,10 +58,11 @@ var bakedChecks = map[int][]string{
 	1: {
 		"harden-service", "last-run-json", "findings",
 		"firewall-before-network", "nft-table",
-		"sshd-effective", "audit-rules", "journal-records",
+		"sshd-effective", "sshd-baseline", "sshd-crypto", "sshd-socket",
+		"audit-rules", "journal-records",
 		"services-masked", "system-running", "clamav-eicar", "converged",
 		// from the host, through the forwarded ports (hostProbe)
-		"host-ssh-port", "host-closed-port", "host-ssh-password",
+		"host-ssh-port", "host-closed-port", "host-ssh-password", "host-ssh-audit",
 		// alerts: the guest's side, then the host's burst and the webhook receiver (hostAlerts)
 		"watch-service", "ssh-burst", "alert-ssh-failures", "alert-critical-file",
 		"alert-priv-esc", "alert-priv-esc-auth", "webhook-signature",
@@ -77,7 +81,7 @@ var cloudInitChecks = map[int][]string{
 	1: {
 		"cloud-init-schema", "cloud-init-status", "cloud-init-policy", "cloud-init-install",
 		"cloud-init-apply", "cloud-init-pwauth",
-		"host-ssh-port", "host-closed-port", "host-ssh-password",
+		"host-ssh-port", "host-closed-port", "host-ssh-password", "host-ssh-audit",
 	},
 }
 
@@ -149,7 +153,7 @@ func TestBrokenPolicy(t *testing.T) { runSuite(t, "TestBrokenPolicy") }
 func TestCloudInit(t *testing.T) {
 	if os.Getenv("HARDEN_VM_CLOUD_INIT") == "0" {
 		// Not a green light: a laptop skips, CI (HARDEN_REQUIRE_PRIVILEGED=1) fails.
-		missing(t, "the cloud-init boot (HARDEN_VM_CLOUD_INIT=0 turns it off)")
+		need.Missing(t, "the cloud-init boot (HARDEN_VM_CLOUD_INIT=0 turned it off)")
 	}
 	runSuite(t, "TestCloudInit")
 }

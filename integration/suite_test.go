@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // hardenBinary is the static binary under test ($HARDEN_BIN, else ../bin/harden).
@@ -160,12 +162,8 @@ func cloudUserData(t *testing.T, img osImage, doc []byte) []byte {
 // scenario fails when a required check is missing or skipped without an allowed reason, or
 // when the guest reports a check the scenario does not list.
 func run(t *testing.T, sc scenario) {
-	for _, tool := range []string{"ssh", "ssh-keygen", "busybox"} {
-		// The host probes and the webhook relay use them (openssh-client, busybox-static).
-		if _, err := exec.LookPath(tool); err != nil {
-			missing(t, "host tool %s (scripts/install-deps.sh installs it)", tool)
-		}
-	}
+	// The host probes, the SSH burst and the webhook relay use them.
+	need.Tool(t, "ssh", "ssh-keygen", "ssh-audit", "busybox")
 	img := testImage(t, sc.image.Recipe)
 	work := t.TempDir()
 	hand := filepath.Join(work, "handin")
@@ -374,7 +372,7 @@ func hostProbe(vm *VM, line string) []string {
 		out = append(out, fmt.Sprintf("CHECK host-closed-port FAIL port 8080 answered %q", got))
 	}
 	if args["expect-ssh"] == "open" {
-		out = append(out, sshPasswordProbe(vm.SSHPort))
+		out = append(out, sshPasswordProbe(vm.SSHPort), sshAuditProbe(vm.SSHPort))
 	}
 	return out
 }
@@ -419,6 +417,27 @@ func sshPasswordProbe(port int) string {
 		return "CHECK host-ssh-password FAIL the server offers " + methods
 	default:
 		return "CHECK host-ssh-password PASS password login refused by a real ssh client; server offers only " + methods
+	}
+}
+
+// sshAuditProbe judges the VM's sshd from outside with ssh-audit: any "[fail]" line (weak
+// key exchange, host key, cipher or MAC) is a failure. Bookworm's ssh-audit 2.5.0 does not know
+// OpenSSH 10's ML-KEM key exchange: it lists it as unknown, which is not a failure.
+func sshAuditProbe(port int) string {
+	out, _ := exec.Command("ssh-audit", "-n", "-t", "20", "-p", strconv.Itoa(port), "127.0.0.1").CombinedOutput()
+	var fails []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "[fail]") {
+			fails = append(fails, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	switch {
+	case len(fails) > 0:
+		return "CHECK host-ssh-audit FAIL " + strings.Join(fails, "; ")
+	case !strings.Contains(string(out), "(kex)"):
+		return "CHECK host-ssh-audit FAIL ssh-audit read no algorithms: " + lastLine(string(out))
+	default:
+		return "CHECK host-ssh-audit PASS ssh-audit reports no failure"
 	}
 }
 

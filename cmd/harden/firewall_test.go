@@ -8,16 +8,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // The firewall through the CLI, always in a test namespace (--netns), never this machine's.
 func TestFirewallApplyCLI(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and nftables")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs nft to inspect the namespace")
-	}
+	need.Root(t, "network namespaces and nftables")
+	need.Tool(t, "ip", "nft")
 	ns := fmt.Sprintf("harden-cmdfw-%d", os.Getpid())
 	out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
 	require.NoError(t, err, string(out))

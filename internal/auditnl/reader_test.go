@@ -10,6 +10,7 @@ import (
 
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/testutil/hostaudit"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/mdlayher/netlink"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -122,7 +123,7 @@ func TestReaderReportsOverrun(t *testing.T) {
 
 func TestReaderCloseAndCancelEndRead(t *testing.T) {
 	if unix.Geteuid() != 0 {
-		t.Skip("joining the audit multicast group needs CAP_AUDIT_READ")
+		need.Missing(t, "CAP_AUDIT_READ: joining the audit multicast group")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := auditnl.NewReader(ctx)

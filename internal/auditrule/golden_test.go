@@ -18,6 +18,7 @@ import (
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/testutil/hostaudit"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -136,14 +137,7 @@ func TestGolden(t *testing.T) {
 // compares both with our encoding. With HARDEN_UPDATE_GOLDEN=1 it rewrites
 // testdata/golden.json from what it saw.
 func TestGoldenLive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads ~300 rules through auditctl")
-	}
-	for _, tool := range []string{"auditctl", "strace"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	need.Tool(t, "auditctl", "strace")
 	conn := hostaudit.Lock(t)
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // testdata/status is part of a Debian bookworm machine's /var/lib/dpkg/status (36 real
@@ -53,13 +54,10 @@ func TestParseStatusErrors(t *testing.T) {
 
 // The machine's own status database, parsed by us and listed by dpkg-query, agree.
 func TestParseStatusAgreesWithDpkgQuery(t *testing.T) {
+	need.File(t, StatusPath, "dpkg's status database")
+	need.Tool(t, "dpkg-query")
 	data, err := os.ReadFile(StatusPath)
-	if err != nil {
-		t.Skip("no dpkg status database on this machine")
-	}
-	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		t.Skip("no dpkg-query")
-	}
+	require.NoError(t, err)
 	out, err := exec.Command("dpkg-query", "-W", "-f", "${Package}:${Architecture} ${Version} ${db:Status-Status}\n").Output()
 	require.NoError(t, err)
 	want := map[string]string{}

@@ -12,6 +12,7 @@ import (
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/testutil/hostaudit"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,9 +31,7 @@ func benchRules() []string {
 // (plan, apply and the runner's re-plan, as at boot), our netlink client alone, and
 // `auditctl -R` of the same file. bench/audit.sh prints the ratios.
 func BenchmarkLoad500(b *testing.B) {
-	if _, err := exec.LookPath("auditctl"); err != nil {
-		b.Skip("auditctl is not installed")
-	}
+	need.Tool(b, "auditctl")
 	conn := hostaudit.Lock(b)
 	ctx := context.Background()
 	lines := benchRules()

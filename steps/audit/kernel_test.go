@@ -19,17 +19,14 @@ import (
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/testutil/hostaudit"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func needTool(t testing.TB, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-	}
+	need.Tool(t, tools...)
 }
 
 // kernelPolicy is the baseline plus rules of every list, never immutable.
@@ -141,7 +138,7 @@ augenrules --load >/dev/null
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", etcAudit)
 	out, err := cmd.CombinedOutput()
 	if err != nil && bytes.Contains(out, []byte("unshare failed")) {
-		t.Skipf("no mount namespaces here: %s", out)
+		need.Missing(t, "mount namespaces (unshare --mount): %s", out)
 	}
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "No change", "augenrules would build the audit.rules the step wrote")

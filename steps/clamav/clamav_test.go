@@ -20,6 +20,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/kvconf"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // The fixtures under testdata are Debian bookworm's clamd.conf and freshclam.conf exactly
@@ -235,10 +236,7 @@ func finding(p *engine.Plan, id string) *engine.Finding {
 // clamconf parses clamd.conf and freshclam.conf with ClamAV's own option parser: the files
 // harden writes must have no unknown option and carry the values harden meant.
 func TestClamconfAcceptsResult(t *testing.T) {
-	clamconf, err := exec.LookPath("clamconf")
-	if err != nil {
-		t.Skip("clamconf not installed (Debian package clamav)")
-	}
+	clamconf := need.Tool(t, "clamconf")
 	env, _ := testEnv(t, testPolicy(func(p *policy.Policy) {
 		p.ClamAV.ExcludePaths = []string{"/srv/cache"}
 		p.ClamAV.Freshclam.Mirror = "http://127.0.0.1:8080"

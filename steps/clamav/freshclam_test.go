@@ -25,6 +25,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 func TestParseHeader(t *testing.T) {
@@ -59,10 +60,7 @@ func TestParseHeader(t *testing.T) {
 // code). Real databases are parsed when the machine has any; this one has none in
 // /var/lib/clamav (the image ships them), so the synthetic header stands in.
 func TestHeaderAgreesWithSigtool(t *testing.T) {
-	sigtool, err := exec.LookPath("sigtool")
-	if err != nil {
-		t.Skip("sigtool not installed (Debian package clamav)")
-	}
+	sigtool := need.Tool(t, "sigtool")
 	built := time.Date(2026, 11, 20, 7, 47, 0, 0, time.UTC)
 	file := filepath.Join(t.TempDir(), "daily.cvd")
 	require.NoError(t, os.WriteFile(file, append(SyntheticHeader(built, 27107, 2000), "body"...), 0o644))
@@ -269,17 +267,11 @@ func readFile(t *testing.T, name string) string {
 // freshclam.dat, and the next boot neither runs freshclam nor touches the mirror until the
 // cool-down is over.
 func TestRealFreshclamAgainstLocalMirror(t *testing.T) {
-	freshclam, err := exec.LookPath("freshclam")
-	if err != nil {
-		t.Skip("freshclam not installed (Debian package clamav-freshclam)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: freshclam drops privileges to DatabaseOwner clamav")
-	}
+	freshclam := need.Tool(t, "freshclam")
+	need.Root(t, "freshclam drops privileges to DatabaseOwner clamav")
+	need.User(t, "clamav", "the DatabaseOwner the clamav packages create")
 	u, err := user.Lookup("clamav")
-	if err != nil {
-		t.Skip("no clamav user")
-	}
+	require.NoError(t, err)
 	uid, _ := strconv.Atoi(u.Uid)
 	for _, tc := range []struct {
 		name   string

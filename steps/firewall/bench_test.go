@@ -16,6 +16,7 @@ import (
 	"github.com/harden-dev/harden/internal/nft"
 	"github.com/harden-dev/harden/internal/nft/nfttest"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/harden-dev/harden/steps/firewall"
 )
 
@@ -59,10 +60,7 @@ func BenchmarkBuildBatch(b *testing.B) {
 // bench/firewall.sh prints the ratios.
 func BenchmarkApply(b *testing.B) {
 	nfttest.RequireRoot(b)
-	nsenter, err := exec.LookPath("nsenter")
-	if err != nil {
-		b.Skip("needs nsenter")
-	}
+	nsenter := need.Tool(b, "nsenter")
 	for _, n := range benchSizes {
 		p := bigPolicy(b, n)
 		ns := nfttest.NewNS(b, "hfwb")

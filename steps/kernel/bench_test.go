@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // BenchmarkPlanConverged is the boot-time cost on a machine already hardened: every key read
@@ -37,9 +38,7 @@ func BenchmarkPlanHostProcSys(b *testing.B) {
 // BenchmarkReferenceSysctlRead is what a shell-based tool pays just to read the same keys:
 // one `sysctl -n` with every resolved name (write and read-back would cost as much again).
 func BenchmarkReferenceSysctlRead(b *testing.B) {
-	if _, err := exec.LookPath("sysctl"); err != nil {
-		b.Skip("no sysctl(8)")
-	}
+	need.Tool(b, "sysctl")
 	env := enginetest.Env(b, nil, nil)
 	targets, err := resolve("/proc/sys", desired(env.Policy), nil)
 	require.NoError(b, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // netKey keeps the privileged test to per-namespace keys. net.core.bpf_jit_harden is global
@@ -28,12 +29,8 @@ func netKey(name string) bool {
 // thread that opens them, so this test runs the step on a thread moved into a namespace it
 // created, touching only net.ipv4/net.ipv6 keys. Files go to a temp root as always.
 func TestNetKeysInFreshNetworkNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip(8) from iproute2")
-	}
+	need.Root(t, "creates a network namespace")
+	need.Tool(t, "ip")
 	ns := makeNetns(t)
 	hostBefore := snapshot(t, "/proc/sys/net/ipv4/conf/all/rp_filter", "/proc/sys/net/ipv4/tcp_ecn",
 		"/proc/sys/net/ipv6/conf/all/accept_redirects", "/proc/sys/net/ipv4/ip_local_port_range")
@@ -93,7 +90,7 @@ func makeNetns(t *testing.T) string {
 	_, _ = rand.Read(b)
 	ns := "harden-kt-" + hex.EncodeToString(b)
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace: %v: %s", err, out)
+		need.Missing(t, "a network namespace (ip netns add): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	if out, err := exec.Command("ip", "-n", ns, "link", "add", "hv0", "type", "veth", "peer", "name", "hv1").CombinedOutput(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // testdata/status is part of a Debian bookworm machine's /var/lib/dpkg/status (36 real
@@ -147,12 +147,8 @@ func TestPurgeFailureFailsStepButSavesLog(t *testing.T) {
 // The real dpkg, in a root of its own: purges telnet, and refuses (removing nothing) when
 // another package depends on it. The host's packages are never touched.
 func TestRealDpkgPurgeInTempRoot(t *testing.T) {
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("no dpkg")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("dpkg --root needs root")
-	}
+	need.Tool(t, "dpkg")
+	need.Root(t, "dpkg --root")
 	for _, dependent := range []bool{false, true} {
 		env, _ := testEnv(t, func(p *policy.Policy) { p.Packages.Remove = []string{"telnet"} })
 		env.Exec = command.Exec{}

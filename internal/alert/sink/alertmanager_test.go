@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/internal/alert"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,7 +24,7 @@ func startAlertmanager(t testing.TB) string {
 	bin, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
 		if bin, err = exec.LookPath("alertmanager"); err != nil {
-			t.Skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
+			need.Tool(t, "alertmanager")
 		}
 	}
 	dir := t.TempDir()

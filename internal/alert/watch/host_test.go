@@ -1,10 +1,15 @@
 package watch
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,19 +25,46 @@ import (
 
 const sendEnv = "HARDEN_TEST_SEND_USER_AUTH"
 
-// TestSendUserAuthHelper is the "sshd connection" of TestWatchOnHostKernel: a separate
-// process (its own pid, as every sshd connection has) that sends one USER_AUTH message the
-// way libaudit does for sshd's PAM failure.
-func TestSendUserAuthHelper(t *testing.T) {
-	text := os.Getenv(sendEnv)
-	if text == "" {
-		t.Skip("helper process of TestWatchOnHostKernel")
+// TestMain runs this test binary as the "sshd connection" of TestWatchOnHostKernel when
+// sendEnv is set: a separate process (its own pid, as every sshd connection has) that sends
+// one USER_AUTH message the way libaudit does for sshd's PAM failure.
+func TestMain(m *testing.M) {
+	if text := os.Getenv(sendEnv); text != "" {
+		if err := sendUserAuth(text); err != nil {
+			fmt.Fprintln(os.Stderr, "send USER_AUTH:", err)
+			os.Exit(3)
+		}
+		return
 	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a bytes.Buffer the watch writes to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func sendUserAuth(text string) error {
 	nl, err := netlink.Dial(unix.NETLINK_AUDIT, nil)
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer nl.Close()
 	_, err = nl.Send(netlink.Message{Header: netlink.Header{Type: 1100, Flags: netlink.Request}, Data: append([]byte(text), 0)})
-	require.NoError(t, err)
+	return err
 }
 
 // TestWatchOnHostKernel runs the whole watch on the real kernel: the multicast reader, two
@@ -51,23 +83,33 @@ func TestWatchOnHostKernel(t *testing.T) {
 
 	c, mem := testConfig(t)
 	c.Policy.Alerts.SSHFailures.Threshold = 1
-	// HARDEN_CAPTURE=FILE keeps what the kernel sent (internal/alert/testdata/kernel-*.log).
+	// Every record the watch reads is copied here, so the test knows when the reader has
+	// joined the multicast group (HARDEN_CAPTURE=FILE also keeps a copy:
+	// internal/alert/testdata/kernel-*.log).
+	tap := &syncBuffer{}
+	c.Record = tap
 	if p := os.Getenv("HARDEN_CAPTURE"); p != "" {
 		f, err := os.Create(p)
 		require.NoError(t, err)
 		defer f.Close()
-		c.Record = f
+		c.Record = io.MultiWriter(tap, f)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- Watch(wctx, c) }()
 	defer func() { cancel(); require.NoError(t, <-done) }()
 	require.Eventually(t, func() bool { return Running(c.LockPath) }, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(200 * time.Millisecond) // the reader joins the group right after the lock
+	// The reader joins the group after taking the lock; records sent before that are not
+	// seen. Send a harmless probe until the watch has read one (a sleep raced under load).
+	probe := "op=harden-test-probe acct=\"nobody\" exe=\"/bin/true\" res=success"
+	require.Eventually(t, func() bool {
+		require.NoError(t, sendUserAuth(probe))
+		return strings.Contains(tap.String(), "harden-test-probe")
+	}, 15*time.Second, 100*time.Millisecond, "the watch never read a record from the multicast group")
 
 	msg := `op=PAM:authentication grantors=? acct="root" exe="/usr/sbin/sshd" hostname=192.0.2.44 addr=192.0.2.44 terminal=ssh res=failed`
 	for i := 0; i < 2; i++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSendUserAuthHelper$", "-test.count=1")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), sendEnv+"="+msg)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", out)

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -17,19 +16,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // RequireRoot skips the test unless it runs as root with nf_tables and `ip`/`nft` available.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and loads nftables rules in them")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
-		}
-	}
+	need.Root(t, "creates network namespaces and loads nftables rules in them")
+	need.Tool(t, "ip", "nft")
 }
 
 // NS is a network namespace created for one test and deleted at its end.

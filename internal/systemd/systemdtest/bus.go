@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // Bus is a private dbus-daemon started for one test.
@@ -50,10 +52,7 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
 // skips the test when dbus-daemon is not installed.
 func StartBus(t testing.TB) *Bus {
 	t.Helper()
-	exe, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skipf("dbus-daemon not installed (apt-get install dbus-daemon): %v", err)
-	}
+	exe := need.Tool(t, "dbus-daemon")
 	// Not t.TempDir(): a unix socket path must fit in 108 bytes and test
 	// names make TempDir paths long.
 	dir, err := os.MkdirTemp("", "harden-dbus-")

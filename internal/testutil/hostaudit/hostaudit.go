@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/internal/auditnl"
+	"github.com/harden-dev/harden/internal/testutil/need"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,31 +39,29 @@ type Snapshot struct {
 // The host's rules and status are restored at cleanup.
 func Lock(t testing.TB) *auditnl.Conn {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("hostaudit: needs root (CAP_AUDIT_CONTROL) to change the host's audit rules")
-	}
+	need.Root(t, "hostaudit: CAP_AUDIT_CONTROL to change the host's audit rules")
 	unlock := flock(t)
 	conn, err := auditnl.Dial(auditnl.Options{})
 	if err != nil {
 		unlock()
-		t.Skipf("hostaudit: audit netlink unavailable: %v", err)
+		need.Missing(t, "hostaudit: the kernel's audit netlink socket: %v", err)
 	}
 	ctx := context.Background()
 	snap, err := Take(ctx, conn)
 	if err != nil {
 		conn.Close()
 		unlock()
-		t.Skipf("hostaudit: cannot read the audit state: %v", err)
+		need.Missing(t, "hostaudit: a readable audit state: %v", err)
 	}
 	if snap.Status.Enabled == auditnl.EnabledLocked {
 		conn.Close()
 		unlock()
-		t.Skip("hostaudit: the host's audit rules are locked (enabled 2) until reboot")
+		need.Missing(t, "hostaudit: unlocked audit rules (the host has enabled 2 until reboot)")
 	}
 	if snap.Status.Failure == auditnl.FailurePanic {
 		conn.Close()
 		unlock()
-		t.Skip("hostaudit: the host's audit failure mode is panic; not touching it")
+		need.Missing(t, "hostaudit: a host audit failure mode other than panic (not touching it)")
 	}
 	t.Cleanup(func() {
 		defer unlock()
