@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // The Fly scenarios boot the image the way a Fly Machine runs one: PID 1 is not systemd but
@@ -26,15 +27,33 @@ import (
 // it, as an operator's `fly ssh console` session would.
 
 // TestFly: harden boot with a good policy: firewall before the app, helpers supervised,
-// alerts, orphans, restarts, signals, shutdown with the app's status, power-off.
+// alerts, orphans, restarts, signals, shutdown with the app's status, power-off. On Ubuntu
+// 26.04, the OS the company policy requires.
 func TestFly(t *testing.T) {
-	runFly(t, "fly", "fly-policy.yaml")
+	runFly(t, scenario{name: "fly", image: ubuntu2604, policy: "fly-policy.yaml", webhook: true}, flyChecks)
 }
 
 // TestFlyBrokenPolicy: a policy that does not load: the default firewall, no app, exit 1.
 func TestFlyBrokenPolicy(t *testing.T) {
-	runFly(t, "fly-broken", "broken-policy.yaml")
+	runFly(t, scenario{name: "fly-broken", image: ubuntu2604, policy: "broken-policy.yaml", webhook: true}, flyBrokenChecks)
 }
+
+// The checks each Fly scenario must report (guest/fly-check.sh, and the host's probes).
+var (
+	flyChecks = []string{
+		"image-os", "fly-no-systemd", "fly-app-started", "fly-app-child",
+		"fly-host-allowed-before", "fly-host-closed-before", "fly-host-allowed-after", "fly-host-closed-after",
+		"fly-supervised", "fly-services-step", "fly-sshd-host-keys", "fly-json-records",
+		"fly-firewall-6pn", "fly-firewall-shell-same", "fly-ssh-console-6pn", "fly-auditd", "fly-clamav-eicar",
+		"fly-sshd-no-password", "fly-ssh-burst", "fly-alert-ssh-failures", "fly-alert-critical-file",
+		"fly-alert-virus", "fly-webhook-signature",
+		"fly-orphan-reaped", "fly-clamd-restarted", "fly-signal-forwarding", "fly-shutdown", "fly-poweroff",
+	}
+	flyBrokenChecks = []string{
+		"image-os", "fly-no-systemd", "fly-broken-exit", "fly-broken-app-not-started", "fly-broken-records",
+		"fly-broken-default-firewall", "fly-host-allowed-broken", "fly-host-closed-broken", "fly-poweroff",
+	}
+)
 
 // flyPorts: the allowed port (the app's, from fly-proxy) and one the policy does not open.
 const flyAllowed, flyClosed = 8080, 9090
@@ -67,7 +86,7 @@ func buildFlyinit(t *testing.T, out string) {
 	require.NoError(t, err, "building flyinit: %s", b)
 }
 
-func flyHandIn(t *testing.T, name, policyFile, dir string, rcv *Receiver) {
+func flyHandIn(t *testing.T, sc scenario, dir string, rcv *Receiver) {
 	t.Helper()
 	put := func(p string, data []byte, mode os.FileMode) {
 		full := filepath.Join(dir, p)
@@ -87,22 +106,25 @@ func flyHandIn(t *testing.T, name, policyFile, dir string, rcv *Receiver) {
 	put("fly/run.json", flyRun(), 0o644)
 	put("usr/local/lib/harden-test/fly-app.sh", read("guest/fly-app.sh"), 0o755)
 	put("usr/local/lib/harden-test/fly-check.sh", read("guest/fly-check.sh"), 0o755)
-	put("etc/harden-test/scenario", []byte(name+"\n"), 0o644)
-	put("etc/harden/policy.yaml", read(filepath.Join("testdata", policyFile)), 0o600)
+	put("etc/harden-test/scenario", []byte(sc.name+"\n"), 0o644)
+	put("etc/harden-test/image", []byte(sc.image.Recipe+"\n"), 0o644)
+	put("etc/harden/policy.yaml", policyFor(t, sc.image, read(filepath.Join("testdata", sc.policy))), 0o600)
 	if rcv != nil {
 		put("etc/harden/webhook.secret", append(rcv.Secret, '\n'), 0o600)
 	}
 }
 
-// runFly boots one Fly scenario and turns every CHECK line into a subtest.
-func runFly(t *testing.T, name, policyFile string) {
-	img := testImage(t)
+// runFly boots one Fly scenario, turns every CHECK line into a subtest, and fails when a
+// check of want is missing or one that is not listed is reported (as run does).
+func runFly(t *testing.T, sc scenario, want []string) {
+	need.Tool(t, "ssh", "ssh-keygen", "busybox")
+	img := testImage(t, sc.image.Recipe)
 	work := t.TempDir()
 	rcv, err := StartReceiver()
 	require.NoError(t, err)
 	defer rcv.Close()
 	hand := filepath.Join(work, "handin")
-	flyHandIn(t, name, policyFile, hand, rcv)
+	flyHandIn(t, sc, hand, rcv)
 
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout())
 	defer cancel()
@@ -112,6 +134,8 @@ func runFly(t *testing.T, name, policyFile string) {
 	require.NoError(t, err)
 	defer vm.Kill()
 
+	const boot = 1
+	got := map[int]map[string]string{boot: {}}
 	failed, done := false, false
 	lineCh := make(chan string)
 	go func() {
@@ -126,29 +150,31 @@ func runFly(t *testing.T, name, policyFile string) {
 			}
 		}
 	}()
+	check := func(lines ...string) {
+		for _, l := range lines {
+			failed = report(t, boot, got, l) || failed
+		}
+	}
 	for !done {
 		select {
 		case <-ctx.Done():
-			t.Errorf("%s: timed out after %s", name, bootTimeout())
+			t.Errorf("%s: timed out after %s", sc.name, bootTimeout())
 			failed, done = true, true
 		case l, ok := <-lineCh:
 			switch {
 			case !ok:
-				t.Errorf("%s: the guest's control channel closed before DONE", name)
+				t.Errorf("%s: the guest's control channel closed before DONE", sc.name)
 				failed, done = true, true
 			case strings.HasPrefix(l, "CHECK "):
-				failed = report(t, l) || failed
+				check(l)
 			case strings.HasPrefix(l, "FIGURE "):
-				t.Logf("FIGURE %s (%s)", strings.TrimPrefix(l, "FIGURE "), name)
+				name, value, _ := strings.Cut(strings.TrimPrefix(l, "FIGURE "), " ")
+				recordFigure(t, sc, name, value)
 			case strings.HasPrefix(l, "HOST fly-probe"):
-				for _, c := range flyProbe(vm, l) {
-					failed = report(t, c) || failed
-				}
+				check(flyProbe(vm, l)...)
 				require.NoError(t, vm.Send("HOST-DONE"))
 			case strings.HasPrefix(l, "HOST alerts-fly"):
-				for _, c := range flyAlerts(t, vm, rcv) {
-					failed = report(t, c) || failed
-				}
+				check(flyAlerts(t, vm, rcv)...)
 				require.NoError(t, vm.Send("HOST-DONE"))
 			case l == "DONE":
 				done = true
@@ -162,14 +188,15 @@ func runFly(t *testing.T, name, policyFile string) {
 	// flyinit powers the VM off once the entrypoint and the checker have exited: QEMU exits
 	// by itself (-no-reboot), nobody kills it.
 	if err := vm.Wait(60 * time.Second); err != nil {
-		failed = report(t, fmt.Sprintf("CHECK fly-poweroff FAIL QEMU did not exit by itself after DONE: %v", err)) || failed
+		check(fmt.Sprintf("CHECK fly-poweroff FAIL QEMU did not exit by itself after DONE: %v", err))
 	} else {
-		report(t, "CHECK fly-poweroff PASS the entrypoint exited, flyinit powered the VM off, QEMU exited")
+		check("CHECK fly-poweroff PASS the entrypoint exited, flyinit powered the VM off, QEMU exited")
 	}
-	t.Logf("FIGURE %s-total-s %.0f", name, time.Since(start).Seconds())
+	recordFigure(t, sc, "total-s", fmt.Sprintf("%.0f", time.Since(start).Seconds()))
+	failed = judgeRequired(t, map[int][]string{boot: want}, got) || failed
 	_ = vm.ExtractResults(filepath.Join(work, "results"))
 	if failed || t.Failed() || os.Getenv("HARDEN_VM_KEEP") != "" {
-		keep := artifactsDir(name)
+		keep := artifactsDir(sc.image.Recipe + "-" + sc.name)
 		_ = os.RemoveAll(keep)
 		_ = os.MkdirAll(filepath.Dir(keep), 0o755)
 		if err := exec.Command("cp", "-a", work, keep).Run(); err == nil {

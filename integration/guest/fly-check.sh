@@ -60,6 +60,13 @@ tail_log() { tail -n "${1:-5}" "$LOG" 2>/dev/null | cut -c1-300 | tr '\n' '|'; }
 
 scenario=$(cat /etc/harden-test/scenario 2>/dev/null)
 say "HELLO scenario=$scenario boot=1"
+image=$(cat /etc/harden-test/image 2>/dev/null)
+os=$(. /etc/os-release && echo "$ID-$VERSION_ID")
+if [ "$os" = "$image" ]; then
+	check image-os PASS "$(. /etc/os-release && echo "$PRETTY_NAME"); kernel $(uname -r); $(sshd -V 2>&1 | head -1)"
+else
+	check image-os FAIL "image $image, but /etc/os-release says $os"
+fi
 
 # Listeners before harden runs, on the allowed port (8080) and on one the policy does not
 # open (9090): what the host reaches before the app is up is the firewall's doing.
