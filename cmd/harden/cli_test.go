@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -385,4 +386,66 @@ func filter(words []string, keep ...string) []string {
 		}
 	}
 	return out
+}
+
+// A dry-run whose only failure is a finding is "off policy", not "failed", and a step that
+// changes nothing but has a critical finding is not headlined "ok". The exit code and the
+// JSON status (contracts) are unchanged.
+func TestPlanHeadlinesAFindingAsOffPolicy(t *testing.T) {
+	requireRoot(t)
+	root := machine(t)
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	pol := filepath.Join(dir, "policy.yaml")
+	write(t, pol, "version: 1\nos: {id: debian, min_version: \"12\"}\n", 0o600)
+	code, out, errs := harden(t, "apply", "--dry-run", "--root", root, "--only", "os", "--policy", pol)
+	assert.Equal(t, 1, code, errs)
+	assert.Contains(t, out, "\nos: nothing to change, but off policy: 1 finding(s) at or above run.fail_on (critical)\n")
+	assert.NotContains(t, out, "os: ok")
+	assert.Contains(t, out, "\noff policy: 1 finding(s) at or above run.fail_on (critical); 0 change(s) to apply")
+	assert.NotContains(t, out, "failed:")
+	code, out, _ = harden(t, "apply", "--dry-run", "--root", root, "--only", "os", "--policy", pol, "--output", "json")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"status": "failed"`)
+}
+
+// fs.inotify.max_user_watches has one owner (the kernel step), and a setting that differs
+// on several interfaces is one line of the plan.
+func TestPlanListsEachSysctlOnce(t *testing.T) {
+	root := machine(t)
+	proc := func(key, v string) {
+		write(t, filepath.Join(root, "proc/sys", strings.ReplaceAll(key, ".", "/")), v+"\n", 0o644)
+	}
+	proc("fs.inotify.max_user_watches", "8192")
+	for _, iface := range []string{"all", "default", "eth0", "lo"} {
+		proc("net.ipv4.conf."+iface+".rp_filter", "2")
+	}
+	for _, name := range []string{"clamd.conf", "freshclam.conf"} {
+		b, err := os.ReadFile(filepath.Join("../../steps/clamav/testdata", name))
+		require.NoError(t, err)
+		write(t, filepath.Join(root, "etc/clamav", name), string(b), 0o644)
+	}
+	write(t, filepath.Join(root, "etc/passwd"), "root:x:0:0::/root:/bin/sh\nclamav:x:0:0::/var/lib/clamav:/bin/false\n", 0o644)
+	code, out, errs := harden(t, "apply", "--dry-run", "--root", root, "--only", "kernel,clamav", "--output", "json")
+	require.NotEqual(t, 2, code, errs)
+	var rep struct {
+		Steps []struct {
+			Name    string
+			Changes []struct{ Object, Before, After string }
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), errs)
+	inotify, rp := map[string]int{}, []string{}
+	for _, s := range rep.Steps {
+		for _, c := range s.Changes {
+			if strings.Contains(c.Object, "inotify") {
+				inotify[s.Name]++
+			}
+			if strings.Contains(c.Object, "rp_filter") {
+				rp = append(rp, c.Object+": "+c.Before+" -> "+c.After)
+			}
+		}
+	}
+	assert.Equal(t, map[string]int{"kernel": 1}, inotify, "planned once, by the kernel step")
+	assert.Equal(t, []string{"sysctl net.ipv4.conf.{all,default,eth0,lo}.rp_filter: 2 -> 1"}, rp)
 }
