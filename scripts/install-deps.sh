@@ -2,7 +2,9 @@
 # Installs the host tools harden's tests use as real parts: nft (reads rulesets back in
 # network namespaces), auditctl/augenrules (the reference the audit client is compared with),
 # dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), the ClamAV tools, the
-# Alertmanager the alert sink is tested against, and what the VM suite needs.
+# Alertmanager the alert sink is tested against, promtool (Debian's prometheus package: the
+# alert rules are tested with promtool test rules), man-db (man -l renders harden(8)),
+# bash-completion (the completion script is tested in bash), and what the VM suite needs.
 #
 # Daemons are NOT started: a policy-rc.d that forbids starts is in place during the install,
 # so auditd, sshd and clamd stay off on a development or CI machine.
@@ -15,7 +17,8 @@ packages=(
   openssh-server openssh-client
   clamav clamav-daemon clamav-freshclam clamdscan
   libpam-pwquality
-  prometheus-alertmanager
+  prometheus-alertmanager prometheus
+  man-db bash-completion util-linux
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
 )
