@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -448,4 +449,31 @@ func TestPlanListsEachSysctlOnce(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"kernel": 1}, inotify, "planned once, by the kernel step")
 	assert.Equal(t, []string{"sysctl net.ipv4.conf.{all,default,eth0,lo}.rp_filter: 2 -> 1"}, rp)
+}
+
+// The fast path of `harden version` prints what the command tree's version command and
+// --version print.
+func TestVersionFastPathMatchesTheTree(t *testing.T) {
+	var fast, tree, flag bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"version"}, &fast, io.Discard))
+	root := newRoot(&tree, io.Discard)
+	root.SetArgs([]string{"version"})
+	require.NoError(t, root.Execute())
+	root = newRoot(&flag, io.Discard)
+	root.SetArgs([]string{"--version"})
+	require.NoError(t, root.Execute())
+	assert.Equal(t, tree.String(), fast.String())
+	assert.Equal(t, tree.String(), flag.String())
+	code, _, errs := harden(t, "version", "extra")
+	assert.Equal(t, 2, code, errs)
+}
+
+// BenchmarkVersion is what `harden version` costs on top of the process start: building the
+// whole command tree and running the command (the tree is built per run, never at init).
+func BenchmarkVersion(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if run(context.Background(), []string{"version"}, io.Discard, io.Discard) != 0 {
+			b.Fatal("harden version failed")
+		}
+	}
 }
