@@ -228,6 +228,7 @@ func TestInstallWritesTheManPageTheUnitsCite(t *testing.T) {
 	code, out, errs := harden(t, "install", "--root", dir)
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "create "+ManPagePath)
+	assert.Contains(t, out, "create "+BashCompletionPath)
 	assert.NotContains(t, out, RulesPath, "no node_exporter textfile directory here")
 	b, err := os.ReadFile(filepath.Join(dir, ManPagePath))
 	require.NoError(t, err)

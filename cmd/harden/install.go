@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,9 +19,12 @@ import (
 // Where harden install puts the harden(8) page and, on a machine with node_exporter's
 // textfile directory, the Prometheus rules for a fleet's Prometheus to load.
 const (
-	ManPagePath     = "/usr/local/share/man/man8/harden.8"
-	RulesPath       = "/usr/local/share/harden/prometheus/harden.rules.yml"
-	TextfileDirPath = "/var/lib/prometheus/node-exporter"
+	ManPagePath = "/usr/local/share/man/man8/harden.8"
+	// bash-completion loads completions on demand from here (XDG_DATA_DIRS includes
+	// /usr/local/share).
+	BashCompletionPath = "/usr/local/share/bash-completion/completions/harden"
+	RulesPath          = "/usr/local/share/harden/prometheus/harden.rules.yml"
+	TextfileDirPath    = "/var/lib/prometheus/node-exporter"
 )
 
 func newInstallCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -30,8 +34,9 @@ func newInstallCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "install [flags]",
 		Short: "write and enable harden's boot units, its man page and monitoring rules",
 		Long: `Writes harden's systemd units (harden-firewall.service, harden.service, harden-watch.service,
-harden-audit.service and .timer) to /etc/systemd/system, /etc/tmpfiles.d/harden.conf and the
-harden(8) page (` + ManPagePath + `), and, where node_exporter's textfile directory
+harden-audit.service and .timer) to /etc/systemd/system, /etc/tmpfiles.d/harden.conf, the
+harden(8) page (` + ManPagePath + `), the bash completion
+(` + BashCompletionPath + `), and, where node_exporter's textfile directory
 (` + TextfileDirPath + `) exists, the Prometheus alerting rules
 (` + RulesPath + `). On a live machine it enables the units over D-Bus and reloads
 systemd; with --root DIR (an image tree being built) it writes the enable symlinks itself.
@@ -71,11 +76,13 @@ Idempotent: a second run prints "nothing to change". The binary must already be 
 	return cmd
 }
 
-// installFiles are the files besides the units: the man page always, the Prometheus rules
+// installFiles are the files besides the units: the man page and bash completion always, the Prometheus rules
 // where node_exporter's textfile collector is set up (that machine is in a fleet's
 // Prometheus; elsewhere `harden prometheus-rules` prints them).
 func installFiles(root *cobra.Command, r fsroot.Root) []install.File {
-	files := []install.File{{Path: ManPagePath, Data: manPage(root)}}
+	var bash bytes.Buffer
+	_ = root.GenBashCompletionV2(&bash, true)
+	files := []install.File{{Path: ManPagePath, Data: manPage(root)}, {Path: BashCompletionPath, Data: bash.Bytes()}}
 	if fi, err := r.Stat(TextfileDirPath); err == nil && fi.IsDir() {
 		files = append(files, install.File{Path: RulesPath, Data: assets.PrometheusRules})
 	}
