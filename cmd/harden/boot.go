@@ -1,55 +1,45 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 
-	"github.com/harden-dev/harden/internal/boot"
-	"github.com/harden-dev/harden/internal/engine"
-	"github.com/harden-dev/harden/internal/systemd"
-	"github.com/harden-dev/harden/steps/accounts"
-	auditstep "github.com/harden-dev/harden/steps/audit"
-	"github.com/harden-dev/harden/steps/clamav"
-	"github.com/harden-dev/harden/steps/firewall"
-	"github.com/harden-dev/harden/steps/kernel"
-	osstep "github.com/harden-dev/harden/steps/os"
-	"github.com/harden-dev/harden/steps/packages"
-	"github.com/harden-dev/harden/steps/sshd"
+	"github.com/spf13/cobra"
 )
 
-// runBoot is `harden boot [--policy FILE] -- COMMAND [ARG...]`, the entrypoint of an image
-// whose PID 1 is not systemd (Fly Machines). The work is in internal/boot.
-func runBoot(ctx context.Context, args []string, _, stderr io.Writer) int {
-	fs := newFlagSet("boot", stderr)
-	policyPath := fs.String("policy", "", "policy file (default /etc/harden/policy.yaml, else the embedded default)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: harden boot [--policy FILE] -- COMMAND [ARG...]")
-		fs.PrintDefaults()
+// newBootCmd is `harden boot [--policy FILE] -- COMMAND [ARG...]`, the entrypoint of a Fly
+// Machine (no systemd): the command line only. Everything after the first argument (or after
+// "--") is the app's own command line and reaches runBoot untouched: flags are not
+// interspersed, so `harden boot app --port 80` passes --port to the app. The work is in
+// internal/boot (boot_run.go hands it the command line and the steps).
+func newBootCmd(stdout, stderr io.Writer) *cobra.Command {
+	var opts bootOptions
+	cmd := &cobra.Command{
+		Use:   "boot [flags] -- COMMAND [ARG...]",
+		Short: "entrypoint where there is no systemd: apply the policy, then run and supervise COMMAND",
+		Long: `The image's entrypoint on a Fly Machine, where Fly's init is PID 1 and there is no systemd:
+applies the policy (firewall first, fail closed), supervises what the policy enables, runs
+COMMAND as its child, forwards signals, reaps orphans, and exits with COMMAND's status.`,
+		Example: `  harden boot --policy /etc/harden/policy.yaml -- /app/server --port 8080`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("missing COMMAND (harden boot [--policy FILE] -- COMMAND [ARG...])")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Command = args
+			return exitCode(runBoot(cmd.Context(), opts, stdout, stderr))
+		},
 	}
-	// Flags end at "--" or at the app's name: everything after is the app's.
-	if err := fs.Parse(args); err != nil {
-		return boot.ExitUsage
-	}
-	return boot.Run(ctx, boot.Config{App: fs.Args(), PolicyPath: *policyPath, Steps: bootSteps(),
-		Version: version, Records: stderr})
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&opts.Policy, "policy", "", "policy `FILE` (default /etc/harden/policy.yaml if present, else the embedded default)")
+	_ = cmd.MarkFlagFilename("policy", "yaml", "yml")
+	return cmd
 }
 
-// bootSteps are buildSteps without systemd: sshd is started after its step by harden boot,
-// never reloaded over D-Bus; freshclam runs in the background so the app never waits for
-// the network; and harden boot brings its own services step.
-func bootSteps() []engine.Step {
-	noSystemd := func(context.Context) (systemd.Manager, error) {
-		return nil, fmt.Errorf("%w: harden boot starts sshd itself, after this step", systemd.ErrNoSystemd)
-	}
-	return []engine.Step{
-		osstep.New(),
-		firewall.New(firewall.Options{}),
-		kernel.New(kernel.Options{}),
-		sshd.New(sshd.Options{Systemd: noSystemd}),
-		accounts.New(),
-		auditstep.New(nil),
-		packages.New(packages.Options{}),
-		clamav.New(clamav.Options{UpdateElsewhere: true}),
-	}
+// bootOptions is what the command line gives `harden boot`.
+type bootOptions struct {
+	Policy  string   // --policy
+	Command []string // COMMAND [ARG...], exactly as given after the flags or "--"
 }

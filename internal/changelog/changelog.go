@@ -35,7 +35,9 @@ const (
 	MsgAlertVirus        = "a85bfee7f2114a0d990ee0da66c89ae3" // ClamAV detection
 	MsgAlertSpoolDropped = "25aa2e68281a4e179fba45411758a524" // the alert spool was full and dropped alerts
 	MsgAlertDrift        = "8da6ef1676d0474699aa25edf036a32d" // the daily dry-run found drift from the policy
-	MsgAlertBoot         = "363956482832f851a87056421d8d1750" // harden boot: a step failed, or the app was not started
+	// An alert sink refused an alert for good (HTTP 4xx): it went to the dead-letter directory.
+	MsgAlertDeliveryRefused = "e9d45b5938ed449aa0554f046fe9453d"
+	MsgAlertBoot            = "363956482832f851a87056421d8d1750" // harden boot: a step failed, or the app was not started
 
 	// harden boot's supervisor (Fly Machines: no systemd to log what runs).
 	MsgServiceStart   = "384e4f528a8df47d5a3eb63d3766540f" // a supervised program (or the app) was started, or could not be
