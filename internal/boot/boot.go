@@ -350,8 +350,9 @@ func (b *booter) runApp(pol *policy.Policy, rep *engine.Report, features Feature
 	plan := b.planner(pol, features).plan()
 	h := startHelpers(context.Background(), sup, b.out, plan, func(string, error) {})
 	if rep != nil && rep.Failed() {
-		go b.alert(pol, alert.Warning, fmt.Sprintf("harden boot: the run %s (%d changes, status %s); the app was started",
-			rep.Status, rep.ChangeCount(), rep.Status), map[string]string{"app_started": "true", "status": rep.Status})
+		problems := runProblems(rep)
+		go b.alert(pol, alert.Warning, "harden boot: the run failed ("+strings.Join(problems, "; ")+"); the app was started",
+			map[string]string{"app_started": "true", "status": rep.Status, "problems": strings.Join(problems, "; ")})
 	}
 
 	stopTimeout := pol.Boot.StopTimeout.D()
@@ -368,6 +369,25 @@ func (b *booter) runApp(pol *policy.Policy, rep *engine.Report, features Feature
 	b.stopHelpers(h, stopTimeout)
 	b.logger.Infof("harden boot: the app %s; exiting %d", st, st.ExitCode())
 	return st.ExitCode()
+}
+
+// runProblems names what made a run fail: failed steps and findings at run.fail_on.
+func runProblems(rep *engine.Report) []string {
+	var out []string
+	for _, s := range rep.Steps {
+		if s.Status == engine.StatusFailed || s.Status == engine.StatusCancelled {
+			out = append(out, fmt.Sprintf("step %s %s: %s", s.Name, s.Status, firstLine(s.Error)))
+		}
+		for _, f := range s.Findings {
+			if f.Severity.AtLeast(rep.FailOn) {
+				out = append(out, fmt.Sprintf("%s finding %s", f.Severity, f.ID))
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "status "+rep.Status)
+	}
+	return out
 }
 
 func (b *booter) stopHelpers(h *helpers, bound time.Duration) {

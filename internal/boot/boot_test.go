@@ -586,6 +586,7 @@ func TestRequiredSteps(t *testing.T) {
 	a := tb.rec.byID(t, changelog.MsgAlertBoot)[0]
 	assert.Equal(t, "true", a["HARDEN_ALERT_APP_STARTED"])
 	assert.Equal(t, "warning", a["HARDEN_ALERT_SEVERITY"])
+	assert.Contains(t, a["HARDEN_ALERT_PROBLEMS"], "step audit failed: apply: EPERM: rules locked")
 }
 
 // The real firewall step: in a namespace it is applied before the app starts; aimed at a
