@@ -34,7 +34,7 @@ const (
 func (p *Policy) BootServices() []BootService {
 	out := []BootService{
 		{Name: BootWatch, Field: "alerts",
-			Why: "alerts (failed SSH logins, privilege escalation, critical files, lost audit records, virus detections) to stdout and the alert sinks"},
+			Why: "alerts (failed SSH logins, privilege escalation, critical files, lost audit records, virus detections) to the records (stderr without journald) and the alert sinks"},
 		{Name: BootAuditd, IfInstalled: true, Field: "audit",
 			Why: "the audit log of the policy's audit events (/var/log/audit); harden loads the rules itself"},
 	}

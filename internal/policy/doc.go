@@ -34,7 +34,7 @@ func (p *Policy) WriteDoc(w io.Writer) error {
 	for _, s := range p.BootServices() {
 		runs := "always (restarted with back-off)"
 		if s.Once {
-			runs = "once per boot"
+			runs = "once per boot (retried when it fails)"
 		}
 		if s.IfInstalled {
 			runs += ", when installed"

@@ -216,7 +216,7 @@ func TestBootServicesComeFromThePolicy(t *testing.T) {
 	assert.Contains(t, doc, "## Services under `harden boot` (no systemd)")
 	assert.Contains(t, doc, "| clamd | always (restarted with back-off) | ClamAV's scanner; started once signatures are present | clamav.enabled |")
 	assert.Contains(t, doc, "| auditd | always (restarted with back-off), when installed |")
-	assert.Contains(t, doc, "| freshclam | once per boot |")
+	assert.Contains(t, doc, "| freshclam | once per boot (retried when it fails) |")
 	assert.NotContains(t, doc, "| sshd |")
 	assert.Contains(t, doc, "The app starts only when these steps succeeded: firewall.")
 }
