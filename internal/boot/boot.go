@@ -11,9 +11,9 @@
 //     watch, auditd, freshclam once in the background, clamd once signatures are present,
 //     clamonacc once clamd answers, sshd only when boot.sshd), restarting them with back-off;
 //  4. runs the app as its child, forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1/2 and SIGQUIT to
-//     it, reaps orphans (child subreaper), and when the app exits stops the helpers in
-//     reverse order within boot.stop_timeout and exits with the app's status (128+n when a
-//     signal n killed it), which is what Fly's restart policy sees.
+//     it, reaps orphans (child subreaper), and when the app exits stops the helpers in the
+//     reverse of that order (harden watch last) within boot.stop_timeout and exits with the
+//     app's status (128+n when a signal n killed it), which is what Fly's restart policy sees.
 //
 // Without journald every record (changes, findings, alerts, supervisor events, diagnostics,
 // the helpers' output) goes to stderr as one JSON object per line with the journal's fields.

@@ -655,14 +655,18 @@ func TestProbeReportsWhatTheKernelLacks(t *testing.T) {
 // then runs sshd in the foreground, logging to stderr.
 func TestSSHDGetsItsOwnHostKeysFirst(t *testing.T) {
 	nfttest.RequireRoot(t)
-	tb := newTestBoot(t, "/bin/sh", "-c", "sleep 0.3")
+	tb := newTestBoot(t, "/bin/sh", "-c", `while [ ! -e "$ROOT/go" ]; do sleep 0.05; done`)
+	tb.cfg.Environ = append(tb.cfg.Environ, "ROOT="+tb.root)
 	tb.policyFile("version: 1\nboot:\n  sshd: true\n")
 	keygen := filepath.Join(tb.root, "bin", "ssh-keygen")
 	write(t, tb.root, "bin/ssh-keygen", `#!/bin/sh
 [ "$1" = -A ] && [ "$2" = -f ] && mkdir -p "$3/etc/ssh" && echo key >"$3/etc/ssh/ssh_host_ed25519_key"`)
 	require.NoError(t, os.Chmod(keygen, 0o755))
 	tb.cfg.Programs.SSHKeygen = keygen
-	assert.Equal(t, 0, tb.run())
+	done := tb.runAsync()
+	waitFor(t, 20*time.Second, "clamonacc, the last gated helper", func() bool { return tb.starts("clamonacc") == 1 })
+	write(t, tb.root, "go", "")
+	assert.Equal(t, 0, waitExit(t, done, 30*time.Second))
 	assert.Equal(t, "key\n", tb.file("etc/ssh/ssh_host_ed25519_key"))
 	recs := tb.rec.records(t)
 	keys, summary := -1, -1
@@ -678,6 +682,14 @@ func TestSSHDGetsItsOwnHostKeysFirst(t *testing.T) {
 	assert.Less(t, keys, summary, "made before the steps ran")
 	assert.Contains(t, tb.file("fake/sshd.starts"), " -D -e\n")
 	assert.Equal(t, []string{"start", "stop", "exit"}, tb.rec.service(t, "sshd"))
+	var stops []string
+	for _, r := range recs {
+		if r["HARDEN_SERVICE_EVENT"] == "stop" {
+			stops = append(stops, r["HARDEN_SERVICE"])
+		}
+	}
+	require.NotEmpty(t, stops)
+	assert.Equal(t, "sshd", stops[0], "sshd starts before clamd's gate opens, but stops first: the plan's reverse order")
 
 	// With keys in place nothing is generated.
 	tb2 := newTestBoot(t, "/bin/true")

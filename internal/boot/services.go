@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,29 +283,29 @@ type helpers struct {
 
 	mu       sync.Mutex
 	stopping bool
-	started  []*supervise.Service // in start order
+	started  map[int]*supervise.Service // by the program's place in the plan
 	gates    sync.WaitGroup
 	cancel   context.CancelFunc
 }
 
 func startHelpers(ctx context.Context, sup *supervise.Supervisor, out *lines, plan []planned, onStartErr func(string, error)) *helpers {
 	ctx, cancel := context.WithCancel(ctx)
-	h := &helpers{sup: sup, out: out, cancel: cancel}
-	for _, p := range plan {
+	h := &helpers{sup: sup, out: out, cancel: cancel, started: map[int]*supervise.Service{}}
+	for i, p := range plan {
 		if p.skip != "" {
 			continue
 		}
 		p := p
 		ref := h.attachOutput(&p.spec)
 		if p.gate == nil {
-			h.start(p.spec, ref, onStartErr)
+			h.start(i, p.spec, ref, onStartErr)
 			continue
 		}
 		h.gates.Add(1)
 		go func() {
 			defer h.gates.Done()
 			if waitGate(ctx, p.gate, gatePoll(p.svc.Name)) {
-				h.start(p.spec, ref, onStartErr)
+				h.start(i, p.spec, ref, onStartErr)
 			}
 		}()
 	}
@@ -358,7 +359,7 @@ func (h *helpers) attachOutput(spec *supervise.Spec) *svcRef {
 	return ref
 }
 
-func (h *helpers) start(spec supervise.Spec, ref *svcRef, onStartErr func(string, error)) {
+func (h *helpers) start(place int, spec supervise.Spec, ref *svcRef, onStartErr func(string, error)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopping {
@@ -372,34 +373,12 @@ func (h *helpers) start(spec supervise.Spec, ref *svcRef, onStartErr func(string
 	ref.mu.Lock()
 	ref.sv = sv
 	ref.mu.Unlock()
-	h.started = append(h.started, sv)
+	h.started[place] = sv
 }
 
-// running returns the names of the helpers started so far.
-func (h *helpers) running() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, sv := range h.started {
-		out = append(out, sv.Name())
-	}
-	return out
-}
-
-// service returns the started helper with name, or nil.
-func (h *helpers) service(name string) *supervise.Service {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, sv := range h.started {
-		if sv.Name() == name {
-			return sv
-		}
-	}
-	return nil
-}
-
-// stop closes the gates, then stops every started helper, the last started first, all
-// within ctx.
+// stop closes the gates, then stops every started helper in the reverse of the plan's order
+// (sshd first, harden watch last, so alerts flow to the end), whatever order the gates let
+// them start in, all within ctx.
 func (h *helpers) stop(ctx context.Context) {
 	h.mu.Lock()
 	h.stopping = true
@@ -407,8 +386,13 @@ func (h *helpers) stop(ctx context.Context) {
 	h.cancel()
 	h.gates.Wait()
 	h.mu.Lock()
-	order := make([]*supervise.Service, 0, len(h.started))
-	for i := len(h.started) - 1; i >= 0; i-- {
+	places := make([]int, 0, len(h.started))
+	for i := range h.started {
+		places = append(places, i)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(places)))
+	order := make([]*supervise.Service, 0, len(places))
+	for _, i := range places {
 		order = append(order, h.started[i])
 	}
 	h.mu.Unlock()
