@@ -25,6 +25,10 @@ packages=(
   man-db bash-completion
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
+  # The VM images: mmdebstrap learns from distro-info-data that `resolute` is Ubuntu's (and
+  # picks Ubuntu's archive), and checks the archives' signatures with gpg. Both are only
+  # recommended or suggested by mmdebstrap, and this script installs no recommends.
+  distro-info-data gpg
 )
 
 missing=()
