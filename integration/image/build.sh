@@ -37,7 +37,7 @@ out=${2:?build.sh: no output directory}
 kpkg=${3:-}
 [ -n "$kpkg" ] || { echo "build.sh: no kernel package" >&2; exit 1; }
 [ -f "$recipe/recipe" ] || { echo "build.sh: $recipe/recipe: no such recipe" >&2; exit 1; }
-SUITE= COMPONENTS=main KEYRING_PACKAGE= KEYRING_FILE= HOOKS= WARM_UP=
+SUITE= COMPONENTS=main KEYRING_PACKAGE= KEYRING_FILE= HOOKS=
 # shellcheck source=/dev/null
 . "$recipe/recipe"
 mkdir "$out"
@@ -146,22 +146,22 @@ stamp "ext4 image"
 # mkfs.ext4 -d copies the tree without a loop mount; the file stays sparse.
 mkfs.ext4 -q -L harden-root -d "$work/rootfs" "$out/root.img" 3G
 
-if [ -n "$WARM_UP" ]; then
-	# One boot of the finished image with the recipe's script as PID 1 (it prints
-	# "harden-image: warm-up done" on the console and powers off), for
-	# what a real machine does once on its first boot and keeps (the AppArmor cache). The
-	# test boots then open the image read-only (snapshot=on) and start warm.
-	stamp "warm-up boot ($WARM_UP)"
-	timeout 600 qemu-system-x86_64 -accel tcg -M pc -cpu qemu64 -smp 2 -m 1024 \
-		-nodefaults -display none -no-user-config -no-reboot \
-		-kernel "$out/vmlinux" -initrd "$out/initrd.img" \
-		-append "root=/dev/vda console=ttyS0 quiet loglevel=1 panic=-1 init=$WARM_UP" \
-		-drive "file=$out/root.img,format=raw,if=virtio" \
-		-serial "file:$out/warm-up.log" >&2 || true
-	grep -a 'harden-image: warm-up done' "$out/warm-up.log" >&2 || {
-		echo "build.sh: the warm-up boot did not finish:" >&2
-		tail -20 "$out/warm-up.log" >&2
-		exit 1
-	}
-fi
+# One boot of the finished image with rootfs/usr/lib/harden-image/warm-up as PID 1 (it says
+# "harden-image: warm-up: done" on the console and powers off): the work a real machine does
+# once on its first boot and keeps (the AppArmor cache, ldconfig, ...). The test boots then
+# open the image read-only (snapshot=on) and start warm.
+warm_up=/usr/lib/harden-image/warm-up
+stamp "warm-up boot ($warm_up)"
+timeout 600 qemu-system-x86_64 -accel tcg -M pc -cpu qemu64 -smp 2 -m 1024 \
+	-nodefaults -display none -no-user-config -no-reboot \
+	-kernel "$out/vmlinux" -initrd "$out/initrd.img" \
+	-append "root=/dev/vda console=ttyS0 quiet loglevel=1 panic=-1 init=$warm_up" \
+	-drive "file=$out/root.img,format=raw,if=virtio" \
+	-serial "file:$out/warm-up.log" >&2 || true
+grep -a 'harden-image: warm-up' "$out/warm-up.log" >&2 || true
+grep -qa 'harden-image: warm-up: done' "$out/warm-up.log" || {
+	echo "build.sh: the warm-up boot did not finish:" >&2
+	tail -20 "$out/warm-up.log" >&2
+	exit 1
+}
 stamp "done in ${SECONDS}s"
