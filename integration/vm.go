@@ -33,6 +33,8 @@ type Boot struct {
 	// network is restrict=on (nothing leaves the machine), which also keeps the guest from
 	// the host's 10.0.2.2; a guestfwd is the one way out it allows. 0: none.
 	WebhookPort int
+	// Forward: more guest TCP ports to forward from 127.0.0.1 (VM.Forwarded has the host side).
+	Forward []int
 }
 
 // WebhookGuestAddr is where the guest finds the harness's webhook receiver (Boot.WebhookPort):
@@ -49,6 +51,8 @@ type VM struct {
 	Console  string        // the guest's /dev/ttyS0 (kernel and systemd console)
 	Results  string        // the raw disk the guest writes a tar of its results onto
 	exited   chan error
+
+	Forwarded map[int]int // Boot.Forward: guest port -> host port
 }
 
 // Start boots the VM. QEMU waits (wait=on) until the harness is connected to the control
@@ -77,6 +81,15 @@ func Start(ctx context.Context, b Boot) (*VM, error) {
 		return nil, err
 	}
 	netdev := fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:8080", vm.SSHPort, vm.HTTPPort)
+	vm.Forwarded = map[int]int{}
+	for _, guest := range b.Forward {
+		host, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		vm.Forwarded[guest] = host
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
+	}
 	if b.WebhookPort != 0 {
 		bb, err := exec.LookPath("busybox")
 		if err != nil {

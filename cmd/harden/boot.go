@@ -10,10 +10,8 @@ import (
 // newBootCmd is `harden boot [--policy FILE] -- COMMAND [ARG...]`, the entrypoint of a Fly
 // Machine (no systemd): the command line only. Everything after the first argument (or after
 // "--") is the app's own command line and reaches runBoot untouched: flags are not
-// interspersed, so `harden boot app --port 80` passes --port to the app.
-//
-// Hidden until branch boot lands: runBoot (boot_run.go) is replaced there by the real
-// supervisor, and Hidden goes with it.
+// interspersed, so `harden boot app --port 80` passes --port to the app. The work is in
+// internal/boot (boot_run.go hands it the command line and the steps).
 func newBootCmd(stdout, stderr io.Writer) *cobra.Command {
 	var opts bootOptions
 	cmd := &cobra.Command{
@@ -23,7 +21,6 @@ func newBootCmd(stdout, stderr io.Writer) *cobra.Command {
 applies the policy (firewall first, fail closed), supervises what the policy enables, runs
 COMMAND as its child, forwards signals, reaps orphans, and exits with COMMAND's status.`,
 		Example: `  harden boot --policy /etc/harden/policy.yaml -- /app/server --port 8080`,
-		Hidden:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("missing COMMAND (harden boot [--policy FILE] -- COMMAND [ARG...])")

@@ -30,11 +30,12 @@ const (
 	// A sink refused an alert for good (HTTP 4xx: a rotated secret, a wrong URL): the alert
 	// went to the spool's dead-letter directory for that sink, and this one to the others.
 	KindDeliveryRefused Kind = "delivery-refused"
+	KindBoot            Kind = "boot" // harden boot: a step failed (the app runs), or the app was not started
 )
 
 // Kinds lists every kind, for tables (MESSAGE_IDs, Alertmanager alertnames) and their tests.
 var Kinds = []Kind{KindSSHFailures, KindPrivEsc, KindCriticalFile, KindAuditLost, KindVirus, KindSpoolDropped, KindDrift,
-	KindDeliveryRefused}
+	KindDeliveryRefused, KindBoot}
 
 // Severity follows Alertmanager's customary label values.
 type Severity string

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"sync"
@@ -36,6 +37,15 @@ const (
 	MsgAlertDrift        = "8da6ef1676d0474699aa25edf036a32d" // the daily dry-run found drift from the policy
 	// An alert sink refused an alert for good (HTTP 4xx): it went to the dead-letter directory.
 	MsgAlertDeliveryRefused = "e9d45b5938ed449aa0554f046fe9453d"
+	MsgAlertBoot            = "363956482832f851a87056421d8d1750" // harden boot: a step failed, or the app was not started
+
+	// harden boot's supervisor (Fly Machines: no systemd to log what runs).
+	MsgServiceStart   = "384e4f528a8df47d5a3eb63d3766540f" // a supervised program (or the app) was started, or could not be
+	MsgServiceExit    = "f99a420fc0b394717b1283a0c488561f" // a supervised program (or the app) exited
+	MsgServiceRestart = "bbeee2f7acfed6ce21c8b46b38159c9a" // it will be started again after a back-off
+	MsgServiceStop    = "c90b99bf157d129972e040984b649c2d" // harden boot asked it to stop, or killed it
+	MsgOrphanReaped   = "1fc6e0906f95921bb39cfc2502fe7fef" // an orphaned process was reaped
+	MsgBootBlocked    = "a9d4024d7501a2e3f7657013d922e8f6" // harden boot did not start the app (fail closed)
 )
 
 // Priorities, as syslog levels.
@@ -46,6 +56,7 @@ const (
 	PriWarning = journal.PriWarning
 	PriNotice  = journal.PriNotice
 	PriInfo    = journal.PriInfo
+	PriDebug   = journal.PriDebug
 )
 
 // Entry is one structured record.
@@ -83,9 +94,14 @@ func (e Entry) Validate() error {
 	return nil
 }
 
+// RecordsEnv set to "stderr" makes Auto write JSON lines even where journald's socket
+// exists: harden boot sets it for the programs it runs (harden watch), so every record of a
+// machine without systemd goes the one way.
+const RecordsEnv = "HARDEN_RECORDS"
+
 // Auto returns the journal when journald's socket exists, else JSON lines on w.
 func Auto(w io.Writer) Sink {
-	if journal.Enabled() {
+	if os.Getenv(RecordsEnv) != "stderr" && journal.Enabled() {
 		return Journal{}
 	}
 	return NewJSONLines(w)

@@ -3,6 +3,7 @@ package changelog
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
@@ -66,6 +67,82 @@ func (l *Log) FailClosed(policy string, err error) error {
 	return l.send(MsgFailClosed, PriCrit,
 		fmt.Sprintf("policy %s could not be loaded; applying the embedded default firewall only: %v", policy, err),
 		map[string]string{"HARDEN_POLICY": policy, "HARDEN_ERROR": err.Error()})
+}
+
+// Service is one thing harden boot's supervisor did with a program, or saw it do.
+type Service struct {
+	// Event: start | start-failed | exit | restart | stop | kill | timeout | orphan.
+	Event   string
+	Service string // "" for an orphan
+	PID     int
+	// Status says how it ended ("exit 3", "killed by signal 9 (SIGKILL)"); ExitCode is the
+	// shell's view of it (128+n for signal n), -1 when there is none.
+	Status   string
+	ExitCode int
+	Success  bool
+	Ran      time.Duration // exit: how long the run lasted
+	Delay    time.Duration // restart: the back-off before the next start
+	Restarts int
+	Signal   string // stop, kill: the signal sent
+	Err      error  // start-failed
+}
+
+// Service records a supervisor event. Every start, exit and restart is one record, so
+// `fly logs` (or any shipper of stdout) shows what ran, for how long and how it ended.
+func (l *Log) Service(s Service) error {
+	f := map[string]string{"HARDEN_SERVICE": s.Service, "HARDEN_SERVICE_EVENT": s.Event, "HARDEN_RESTARTS": strconv.Itoa(s.Restarts)}
+	if s.PID != 0 {
+		f["HARDEN_PID"] = strconv.Itoa(s.PID)
+	}
+	name := s.Service
+	id, pri, msg := MsgServiceStart, PriInfo, ""
+	switch s.Event {
+	case "start":
+		msg = fmt.Sprintf("%s started (pid %d)", name, s.PID)
+	case "start-failed":
+		pri, msg = PriErr, fmt.Sprintf("%s could not be started: %v", name, s.Err)
+		f["HARDEN_ERROR"] = fmt.Sprint(s.Err)
+	case "exit", "orphan":
+		id, pri = MsgServiceExit, PriNotice
+		if !s.Success {
+			pri = PriWarning
+		}
+		msg = fmt.Sprintf("%s (pid %d) exited after %s: %s", name, s.PID, s.Ran.Round(time.Millisecond), s.Status)
+		if s.Event == "orphan" {
+			id, pri = MsgOrphanReaped, PriInfo
+			msg = fmt.Sprintf("reaped orphaned process %d: %s", s.PID, s.Status)
+		} else {
+			f["HARDEN_RUNTIME_MS"] = strconv.FormatInt(s.Ran.Milliseconds(), 10)
+		}
+		f["HARDEN_EXIT_STATUS"], f["HARDEN_EXIT_CODE"] = s.Status, strconv.Itoa(s.ExitCode)
+	case "restart":
+		id, pri = MsgServiceRestart, PriWarning
+		msg = fmt.Sprintf("%s will be restarted in %s (restart %d)", name, s.Delay, s.Restarts)
+		f["HARDEN_RESTART_DELAY_MS"] = strconv.FormatInt(s.Delay.Milliseconds(), 10)
+	case "stop", "kill", "timeout":
+		id = MsgServiceStop
+		msg = fmt.Sprintf("%s (pid %d): sent %s to stop it", name, s.PID, s.Signal)
+		switch s.Event {
+		case "kill":
+			pri = PriWarning
+			msg = fmt.Sprintf("%s (pid %d) did not stop in time: killed its process group", name, s.PID)
+		case "timeout":
+			pri = PriWarning
+			msg = fmt.Sprintf("%s (pid %d) %v: sent %s to stop it", name, s.PID, s.Err, s.Signal)
+			f["HARDEN_ERROR"] = fmt.Sprint(s.Err)
+		}
+		f["HARDEN_SIGNAL"] = s.Signal
+	default:
+		return fmt.Errorf("changelog: unknown service event %q", s.Event)
+	}
+	return l.send(id, pri, msg, f)
+}
+
+// BootBlocked records that harden boot did not start the app, and why.
+func (l *Log) BootBlocked(policy string, reasons []string) error {
+	return l.send(MsgBootBlocked, PriCrit,
+		"harden boot: the app was NOT started: "+strings.Join(reasons, "; "),
+		map[string]string{"HARDEN_POLICY": policy, "HARDEN_ERROR": strings.Join(reasons, "; ")})
 }
 
 // Summary is one run's outcome.

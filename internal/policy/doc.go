@@ -26,8 +26,35 @@ func (p *Policy) WriteDoc(w io.Writer) error {
 	for _, s := range p.Services.Allow {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(s.Name), s.Ensure, cell(s.Why))
 	}
+	b.WriteString("\n## Services under `harden boot` (no systemd)\n\n")
+	b.WriteString("Where `harden boot -- APP` is the entrypoint (a Fly Machine, whose PID 1 is Fly's own init), " +
+		"these are the machine's enabled services: harden starts and supervises exactly these, then the app. " +
+		"No unit is masked: there is no systemd.\n\n")
+	b.WriteString("| program | runs | why | policy field |\n|---|---|---|---|\n")
+	for _, s := range p.BootServices() {
+		runs := "always (restarted with back-off)"
+		if s.Once {
+			runs = "once per boot (retried when it fails)"
+		}
+		if s.IfInstalled {
+			runs += ", when installed"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, runs, cell(s.Why), s.Field)
+	}
+	fmt.Fprintf(&b, "\nThe app starts only when these steps succeeded: %s.\n", strings.Join(p.bootRequired(), ", "))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// bootRequired lists the steps that block the app, the firewall first.
+func (p *Policy) bootRequired() []string {
+	out := []string{FailClosedStep}
+	for _, s := range p.Boot.RequiredSteps {
+		if s != FailClosedStep {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // PortSpec prints the rule's port or range.

@@ -120,6 +120,14 @@ func TestBrokenPoliciesNameFileLineColumnAndField(t *testing.T) {
 			`bad.yaml:5:7: audit.rules[1]: unknown syscall "notasyscall"`},
 		{"bad audit field", "version: 1\naudit:\n  rules: [\"-a always,exit -F auidd>=1000 -S all\"]\n",
 			`audit.rules[0]: -F auidd>=1000: unknown field "auidd"`},
+		{"boot without the firewall", "version: 1\nboot:\n  required_steps: [audit]\n",
+			"bad.yaml:3:19: boot.required_steps: must include firewall"},
+		{"boot unknown step", "version: 1\nboot:\n  required_steps: [firewall, clamv]\n",
+			`bad.yaml:3:30: boot.required_steps[1]: unknown step "clamv"`},
+		{"boot stop timeout", "version: 1\nboot:\n  stop_timeout: 10m\n",
+			"bad.yaml:3:17: boot.stop_timeout: want more than 0 and at most 5m"},
+		{"boot sshd not a bool", "version: 1\nboot:\n  sshd: yes please\n",
+			`bad.yaml:3:9: boot.sshd: want true or false`},
 		{"audit control line", "version: 1\naudit:\n  rules: [\"-e 2\"]\n", `audit.rules[0]: "-e 2" is not a single audit rule`},
 	}
 	for _, c := range cases {
@@ -176,6 +184,41 @@ func TestDocListsPortsAndServicesWithReasons(t *testing.T) {
 	assert.Contains(t, doc, "| http | tcp | 8080 | proxy | fly.toml internal_port 8080 behind fly-proxy |")
 	assert.Contains(t, doc, "| dns | udp | 53 | 10.0.0.0/8, 2001:db8::/32 | resolver for the office |")
 	assert.Contains(t, doc, "| ssh.service | running | remote administration")
+}
+
+// The helpers harden boot supervises come from the policy alone, and the doc lists them as
+// the machine's enabled services.
+func TestBootServicesComeFromThePolicy(t *testing.T) {
+	names := func(p *Policy) []string {
+		var out []string
+		for _, s := range p.BootServices() {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	d := Default()
+	assert.Equal(t, []string{"watch", "auditd", "freshclam", "clamd", "clamonacc"}, names(d), "no sshd unless asked")
+	assert.True(t, d.BootRequires("firewall"))
+	assert.False(t, d.BootRequires("audit"))
+
+	p, err := Parse("p.yaml", []byte("version: 1\nboot:\n  sshd: true\n  required_steps: [audit, firewall]\nclamav:\n  on_access_paths: []\n"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"watch", "auditd", "freshclam", "clamd", "sshd"}, names(p), "no clamonacc without on-access paths")
+	assert.True(t, p.BootRequires("audit"))
+
+	p, err = Parse("p.yaml", []byte("version: 1\nclamav:\n  enabled: false\n"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"watch", "auditd"}, names(p))
+
+	var b bytes.Buffer
+	require.NoError(t, d.WriteDoc(&b))
+	doc := b.String()
+	assert.Contains(t, doc, "## Services under `harden boot` (no systemd)")
+	assert.Contains(t, doc, "| clamd | always (restarted with back-off) | ClamAV's scanner; started once signatures are present | clamav.enabled |")
+	assert.Contains(t, doc, "| auditd | always (restarted with back-off), when installed |")
+	assert.Contains(t, doc, "| freshclam | once per boot (retried when it fails) |")
+	assert.NotContains(t, doc, "| sshd |")
+	assert.Contains(t, doc, "The app starts only when these steps succeeded: firewall.")
 }
 
 func TestDurations(t *testing.T) {

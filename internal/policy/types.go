@@ -20,6 +20,7 @@ type Policy struct {
 	ClamAV   ClamAV   `yaml:"clamav"`
 	Services Services `yaml:"services"`
 	Alerts   Alerts   `yaml:"alerts"`
+	Boot     Boot     `yaml:"boot"`
 
 	// source remembers where each field came from, for errors found after loading.
 	source *source
@@ -50,7 +51,8 @@ type OS struct {
 // Firewall: the nftables input policy.
 type Firewall struct {
 	Exposure string `yaml:"exposure"` // private | public
-	// PrivateNetworks: "auto" (the /48 of FLY_PRIVATE_IP, else fdaa::/16) or CIDRs.
+	// PrivateNetworks: "auto" (the 6PN /48: of FLY_PRIVATE_IP, else of the fdaa:: address on the
+	// machine's interfaces, else all of fdaa::/16) or CIDRs.
 	PrivateNetworks []string `yaml:"private_networks"`
 	// ProxyInterface is where fly-proxy's IPv4 traffic arrives (from: proxy).
 	ProxyInterface string `yaml:"proxy_interface"`
@@ -227,4 +229,18 @@ type Sink struct {
 type Spool struct {
 	Dir       string `yaml:"dir"`
 	MaxAlerts int    `yaml:"max_alerts"`
+}
+
+// Boot: `harden boot -- APP`, the entrypoint of an image whose PID 1 is not systemd (a Fly
+// Machine: Fly's own init is PID 1). It applies the policy, starts and supervises the helper
+// programs the policy enables (BootServices), then runs the app as its child.
+type Boot struct {
+	// RequiredSteps are the steps whose failure keeps the app from starting. The firewall is
+	// always one of them: a machine whose firewall could not be applied never runs its app.
+	RequiredSteps []string `yaml:"required_steps"`
+	// SSHD also runs OpenSSH's sshd. `fly ssh console` is served by Fly's own SSH server in
+	// its init and needs no sshd.
+	SSHD bool `yaml:"sshd"`
+	// StopTimeout bounds stopping the helpers, in order, once the app has exited.
+	StopTimeout Duration `yaml:"stop_timeout"`
 }

@@ -56,6 +56,7 @@ func validate(p *Policy) Errors {
 	v.clamav()
 	v.services()
 	v.alerts()
+	v.boot()
 	return v.errs
 }
 
@@ -418,6 +419,31 @@ func (v *validator) alerts() {
 	}
 	if a.Spool.MaxAlerts < 10 {
 		v.errorf("alerts.spool.max_alerts", "want at least 10")
+	}
+}
+
+// FailClosedStep is the step whose failure always keeps the app from starting under
+// `harden boot`, whatever boot.required_steps says.
+const FailClosedStep = "firewall"
+
+func (v *validator) boot() {
+	b := v.p.Boot
+	seen := map[string]bool{}
+	for i, s := range b.RequiredSteps {
+		at := fmt.Sprintf("boot.required_steps[%d]", i)
+		switch {
+		case !contains(StepNames, s):
+			v.errorf(at, "unknown step %q (steps: %s)", s, strings.Join(StepNames, ", "))
+		case seen[s]:
+			v.errorf(at, "duplicate step %q", s)
+		}
+		seen[s] = true
+	}
+	if !seen[FailClosedStep] {
+		v.errorf("boot.required_steps", "must include %s: an app never starts on a machine whose firewall could not be applied (fail closed)", FailClosedStep)
+	}
+	if b.StopTimeout <= 0 || b.StopTimeout.D() > 5*time.Minute {
+		v.errorf("boot.stop_timeout", "want more than 0 and at most 5m (Fly's kill_timeout is at most 300s), got %s", b.StopTimeout)
 	}
 }
 

@@ -42,6 +42,10 @@ type Options struct {
 	// RetryAfterFailure is how long to wait after a failed or unproductive freshclam run
 	// before trying again (0 = 1h). The CDN's own cool-down (freshclam.dat) can be longer.
 	RetryAfterFailure time.Duration
+	// UpdateElsewhere: someone else runs freshclam (harden boot runs it in the background,
+	// so the app never waits for the network); the step configures and judges the
+	// signatures but never runs freshclam itself.
+	UpdateElsewhere bool
 }
 
 // Step is the clamav step.
@@ -95,8 +99,10 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	dbDir := DefaultDBDir
 	if fresh != nil {
 		dbDir = dbDirOf(fresh)
-		if err := s.planUpdate(env, p, dbDir); err != nil {
-			return nil, err
+		if !s.opts.UpdateElsewhere {
+			if err := s.planUpdate(env, p, dbDir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	checkDatabases(env, p, dbDir)

@@ -153,6 +153,23 @@ func TestFreshclamUpdatesOncePerBoot(t *testing.T) {
 	assert.Equal(t, 2, fake.count())
 }
 
+// Under harden boot freshclam runs in the background, never inside the step: the app must
+// not wait for the network. The step still judges the signatures it finds.
+func TestUpdateElsewhereNeverRunsFreshclam(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
+	rep := enginetest.Converges(t, env, New(Options{UpdateElsewhere: true}))
+	assert.Zero(t, fake.count(), "freshclam is not run")
+	for _, c := range rep.Steps[0].Changes {
+		assert.NotContains(t, c.Object, "signatures", "no update planned")
+	}
+	var ids []string
+	for _, f := range rep.Steps[0].Findings {
+		ids = append(ids, f.ID)
+	}
+	assert.Contains(t, ids, "clamav.database-stale", "the 4-day-old daily is still judged")
+}
+
 func TestFreshclamFailureBacksOff(t *testing.T) {
 	env, fake := testEnv(t, nil, nil)
 	updateOnly(env)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -44,11 +45,25 @@ const (
 	logBurst = 10
 )
 
+// Machine is what `private_networks: [auto]` is resolved from.
+type Machine struct {
+	// FlyPrivateIP is the FLY_PRIVATE_IP environment variable. Fly sets it for the image's
+	// entrypoint only: systemd units and shells do not see it.
+	FlyPrivateIP string
+	// Addrs are the addresses on the machine's interfaces, where the 6PN address is always.
+	Addrs []netip.Addr
+}
+
 // Build turns the firewall policy into the table it wants. getenv reads FLY_PRIVATE_IP for
 // `private_networks: [auto]`. The returned warning (may be "") says when auto had to fall
 // back to the whole 6PN range.
 func Build(f policy.Firewall, getenv func(string) string) (*nft.Ruleset, string, error) {
-	private, warning, err := PrivateNetworks(f.PrivateNetworks, getenv)
+	return BuildFor(f, Machine{FlyPrivateIP: getenv("FLY_PRIVATE_IP")})
+}
+
+// BuildFor is Build with `auto` resolved from m: FLY_PRIVATE_IP, else the interfaces.
+func BuildFor(f policy.Firewall, m Machine) (*nft.Ruleset, string, error) {
+	private, warning, err := ResolvePrivateNetworks(f.PrivateNetworks, m)
 	if err != nil {
 		return nil, "", err
 	}
@@ -82,9 +97,18 @@ func Build(f policy.Firewall, getenv func(string) string) (*nft.Ruleset, string,
 	return b.rs, warning, nil
 }
 
-// PrivateNetworks resolves `private_networks`: "auto" is the /48 of FLY_PRIVATE_IP (the
-// organisation's 6PN network), or all of fdaa::/16 when FLY_PRIVATE_IP is unset or unusable.
+// PrivateNetworks resolves `private_networks` with FLY_PRIVATE_IP from getenv and no
+// interface addresses (see ResolvePrivateNetworks).
 func PrivateNetworks(entries []string, getenv func(string) string) ([]netip.Prefix, string, error) {
+	return ResolvePrivateNetworks(entries, Machine{FlyPrivateIP: getenv("FLY_PRIVATE_IP")})
+}
+
+// ResolvePrivateNetworks resolves `private_networks`. "auto" is the organisation's 6PN
+// network, the /48 of the machine's 6PN address: from FLY_PRIVATE_IP when it is set (the
+// entrypoint's environment), else from the fdaa:: addresses on the machine's interfaces (the
+// same address, seen by a systemd unit or a shell), so `harden boot`, a run by hand and the
+// drift timer all build the same table. Without either it is all of fdaa::/16.
+func ResolvePrivateNetworks(entries []string, m Machine) ([]netip.Prefix, string, error) {
 	var out []netip.Prefix
 	warning := ""
 	for i, e := range entries {
@@ -96,20 +120,54 @@ func PrivateNetworks(entries []string, getenv func(string) string) ([]netip.Pref
 			out = append(out, p)
 			continue
 		}
-		ip := strings.TrimSpace(getenv("FLY_PRIVATE_IP"))
-		a, err := netip.ParseAddr(ip)
-		switch {
-		case ip == "":
-			out = append(out, policy.FlyPrivateNetwork)
-		case err != nil || !a.Is6() || !policy.FlyPrivateNetwork.Contains(a):
-			warning = fmt.Sprintf("FLY_PRIVATE_IP=%q is not an address in %s; private_networks: auto uses all of %s",
-				ip, policy.FlyPrivateNetwork, policy.FlyPrivateNetwork)
-			out = append(out, policy.FlyPrivateNetwork)
-		default:
-			out = append(out, netip.PrefixFrom(a, 48).Masked())
-		}
+		auto, w := resolveAuto(m)
+		out = append(out, auto...)
+		warning = w
 	}
 	return out, warning, nil
+}
+
+// orgBits is the length of a Fly organisation's 6PN prefix.
+const orgBits = 48
+
+func resolveAuto(m Machine) ([]netip.Prefix, string) {
+	own := sixPNPrefixes(m.Addrs)
+	ip := strings.TrimSpace(m.FlyPrivateIP)
+	a, err := netip.ParseAddr(ip)
+	switch {
+	case ip == "" && len(own) > 0:
+		return own, ""
+	case ip == "":
+		return []netip.Prefix{policy.FlyPrivateNetwork}, ""
+	case err != nil || !a.Is6() || !policy.FlyPrivateNetwork.Contains(a):
+		w := fmt.Sprintf("FLY_PRIVATE_IP=%q is not an address in %s", ip, policy.FlyPrivateNetwork)
+		if len(own) > 0 {
+			return own, w + "; private_networks: auto uses the /48 of this machine's own 6PN address"
+		}
+		return []netip.Prefix{policy.FlyPrivateNetwork}, w + "; private_networks: auto uses all of " + policy.FlyPrivateNetwork.String()
+	}
+	org := netip.PrefixFrom(a, orgBits).Masked()
+	if len(own) > 0 && !slices.Contains(own, org) {
+		return []netip.Prefix{org}, fmt.Sprintf("FLY_PRIVATE_IP=%s is in %s, but this machine's own 6PN addresses are in %v: a run without FLY_PRIVATE_IP (a shell, the drift timer) builds another table",
+			ip, org, own)
+	}
+	return []netip.Prefix{org}, ""
+}
+
+// sixPNPrefixes returns the distinct /48s of the 6PN addresses among addrs, sorted.
+func sixPNPrefixes(addrs []netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if !a.Is6() || !policy.FlyPrivateNetwork.Contains(a) {
+			continue
+		}
+		p := netip.PrefixFrom(a, orgBits).Masked()
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	return out
 }
 
 type builder struct {

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -66,6 +67,46 @@ func TestPrivateNetworksAuto(t *testing.T) {
 
 	_, _, err = PrivateNetworks([]string{"10.0.0.1/8"}, env(nil))
 	require.ErrorContains(t, err, "firewall.private_networks[0]")
+}
+
+// Without FLY_PRIVATE_IP (a systemd unit, a shell) auto takes the /48 of the machine's own
+// 6PN address; FLY_PRIVATE_IP, when set, is the same address and wins.
+func TestPrivateNetworksAutoFromInterfaces(t *testing.T) {
+	own := []netip.Addr{netip.MustParseAddr("10.0.2.15"), netip.MustParseAddr("fe80::1"),
+		netip.MustParseAddr("fdaa:0:1a2b:a7b:1f4:3c1b:4e20:2"), netip.MustParseAddr("::1")}
+	resolve := func(m Machine) (string, string) {
+		got, warn, err := ResolvePrivateNetworks([]string{"auto"}, m)
+		require.NoError(t, err)
+		return fmt.Sprint(got), warn
+	}
+	got, warn := resolve(Machine{Addrs: own})
+	assert.Equal(t, "[fdaa:0:1a2b::/48]", got)
+	assert.Empty(t, warn)
+
+	boot, _ := resolve(Machine{Addrs: own, FlyPrivateIP: "fdaa:0:1a2b:a7b:1f4:3c1b:4e20:2"})
+	assert.Equal(t, got, boot, "the entrypoint (FLY_PRIVATE_IP) and a shell (interfaces) agree")
+
+	got, warn = resolve(Machine{Addrs: []netip.Addr{netip.MustParseAddr("10.0.2.15")}})
+	assert.Equal(t, "[fdaa::/16]", got, "no 6PN address anywhere: the whole range")
+	assert.Empty(t, warn)
+
+	got, warn = resolve(Machine{Addrs: own, FlyPrivateIP: "garbage"})
+	assert.Equal(t, "[fdaa:0:1a2b::/48]", got, "a bad FLY_PRIVATE_IP: the interface's address")
+	assert.Contains(t, warn, "FLY_PRIVATE_IP")
+
+	got, warn = resolve(Machine{Addrs: own, FlyPrivateIP: "fdaa:0:9::2"})
+	assert.Equal(t, "[fdaa:0:9::/48]", got, "FLY_PRIVATE_IP wins")
+	assert.Contains(t, warn, "builds another table", "but a disagreement is reported")
+
+	two := append(own, netip.MustParseAddr("fdaa:0:1::5"), netip.MustParseAddr("fdaa:0:1a2b::9"))
+	got, _ = resolve(Machine{Addrs: two})
+	assert.Equal(t, "[fdaa:0:1::/48 fdaa:0:1a2b::/48]", got, "distinct /48s, sorted")
+
+	a, _, err := BuildFor(policy.Default().Firewall, Machine{Addrs: own})
+	require.NoError(t, err)
+	b, _, err := Build(policy.Default().Firewall, env(map[string]string{"FLY_PRIVATE_IP": "fdaa:0:1a2b::77"}))
+	require.NoError(t, err)
+	assert.Equal(t, nft.Render(b), nft.Render(a), "same table, digest included")
 }
 
 const publicPolicy = `

@@ -6,9 +6,12 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/ifaddrs"
 	"github.com/harden-dev/harden/internal/nft"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/textdiff"
@@ -25,6 +28,9 @@ type Options struct {
 	// Offline: harden works on a directory tree (--root), not on this machine; the firewall
 	// has no files, so the step only says it did nothing rather than change this machine's.
 	Offline bool
+	// Addrs lists the addresses on the namespace's interfaces, for `private_networks: [auto]`
+	// without FLY_PRIVATE_IP (nil: read them from the kernel, in NetNS).
+	Addrs func() ([]netip.Addr, error)
 }
 
 // Step is the firewall step. Its netlink connection is opened in Plan and in the change's
@@ -35,7 +41,7 @@ type Step struct {
 	// Apply to verify, and building 10,000 entries twice is wasted work.
 	last struct {
 		policy  *policy.Policy
-		private string
+		machine string
 		rs      *nft.Ruleset
 		warning string
 	}
@@ -106,19 +112,54 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 	return engine.ApplyChanges(ctx, p)
 }
 
-// build returns the wanted ruleset, reusing the last one for the same policy and
-// FLY_PRIVATE_IP (the only inputs of Build).
+// build returns the wanted ruleset, reusing the last one for the same policy and machine
+// (FLY_PRIVATE_IP and addresses: the only inputs of BuildFor besides the policy).
 func (s *Step) build(env *engine.Env) (*nft.Ruleset, string, error) {
-	private := env.Getenv("FLY_PRIVATE_IP")
-	if s.last.rs != nil && s.last.policy == env.Policy && s.last.private == private {
-		return s.last.rs, s.last.warning, nil
-	}
-	rs, warning, err := Build(env.Policy.Firewall, env.Getenv)
+	m, err := s.machine(env)
 	if err != nil {
 		return nil, "", err
 	}
-	s.last.policy, s.last.private, s.last.rs, s.last.warning = env.Policy, private, rs, warning
+	key := fmt.Sprint(m)
+	if s.last.rs != nil && s.last.policy == env.Policy && s.last.machine == key {
+		return s.last.rs, s.last.warning, nil
+	}
+	rs, warning, err := BuildFor(env.Policy.Firewall, m)
+	if err != nil {
+		return nil, "", err
+	}
+	s.last.policy, s.last.machine, s.last.rs, s.last.warning = env.Policy, key, rs, warning
 	return rs, warning, nil
+}
+
+// machine gathers what `auto` is resolved from. The interfaces are read only when the policy
+// says auto: a policy of CIDRs never depends on them.
+func (s *Step) machine(env *engine.Env) (Machine, error) {
+	m := Machine{FlyPrivateIP: env.Getenv("FLY_PRIVATE_IP")}
+	if !slices.Contains(env.Policy.Firewall.PrivateNetworks, "auto") {
+		return m, nil
+	}
+	list := s.opts.Addrs
+	if list == nil {
+		list = func() ([]netip.Addr, error) { return interfaceAddrs(s.opts.NetNS) }
+	}
+	addrs, err := list()
+	if err != nil {
+		return m, fmt.Errorf("private_networks: auto: reading this machine's addresses: %w", err)
+	}
+	m.Addrs = addrs
+	return m, nil
+}
+
+func interfaceAddrs(netns string) ([]netip.Addr, error) {
+	list, err := ifaddrs.List(netns)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(list))
+	for _, a := range list {
+		out = append(out, a.Prefix.Addr())
+	}
+	return out, nil
 }
 
 func (s *Step) read() (*nft.Ruleset, error) {

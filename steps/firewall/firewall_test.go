@@ -115,6 +115,34 @@ func TestRealTrafficAcrossVeth(t *testing.T) {
 		l.server.Run("nft", "list", "chain", "inet", "harden", "input"))
 }
 
+// The embedded default policy (private, auto) on a machine whose FLY_PRIVATE_IP is not in
+// the environment: the /48 comes from the namespace's own fdaa:: address, so Fly's SSH server
+// (`fly ssh console`, tcp/22 on the 6PN address) stays reachable from the organisation's
+// network and from nowhere else; and a run with FLY_PRIVATE_IP (the entrypoint) finds the
+// same table, nothing to change.
+func TestDefaultPolicyKeepsFlySSHConsoleWithoutFlyPrivateIP(t *testing.T) {
+	l := newLab(t)
+	listenTCP(t, l.server, "22")
+	listenTCP(t, l.server, "8080")
+	require.Equal(t, "open", l.tcp(l.client, cliPriv2, srv6, "22"), "before the firewall")
+	require.Equal(t, "open", l.tcp(l.client, cli4, srv4, "22"), "before the firewall")
+	step := firewall.New(firewall.Options{NetNS: l.server.Name})
+	shell := enginetest.Env(t, nil, nil) // no FLY_PRIVATE_IP
+	rep := enginetest.Converges(t, shell, step)
+	require.NotContains(t, fmt.Sprint(rep.Steps[0].Findings), "FLY_PRIVATE_IP")
+	assert.Contains(t, readTable(t, l.server), "\t\t\tfdaa:0:1::/48,\n",
+		"the /48 of the namespace's fdaa:0:1::1, not all of fdaa::/16")
+
+	assert.Equal(t, "open", l.tcp(l.client, cliPriv, srv6, "22"), "fly ssh console from the org's /48")
+	assert.Equal(t, "dropped", l.tcp(l.client, cliPriv2, srv6, "22"), "another organisation's /48")
+	assert.Equal(t, "dropped", l.tcp(l.client, cli4, srv4, "22"), "IPv4 (fly-proxy's side)")
+	assert.Equal(t, "dropped", l.tcp(l.client, cliPriv, srv6, "8080"), "a port the default does not open")
+
+	boot := enginetest.Env(t, nil, map[string]string{"FLY_PRIVATE_IP": flyPrivateIP})
+	rep, _ = enginetest.Run(t, boot, true, step)
+	assert.Zero(t, rep.ChangeCount(), "the entrypoint's run (FLY_PRIVATE_IP) builds the same table")
+}
+
 func TestIdempotentAndLeavesOtherTablesAlone(t *testing.T) {
 	nfttest.RequireRoot(t)
 	ns := nfttest.NewNS(t, "hfw")

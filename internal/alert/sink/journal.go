@@ -21,6 +21,7 @@ var messageIDs = map[alert.Kind]string{
 	alert.KindSpoolDropped:    changelog.MsgAlertSpoolDropped,
 	alert.KindDrift:           changelog.MsgAlertDrift,
 	alert.KindDeliveryRefused: changelog.MsgAlertDeliveryRefused,
+	alert.KindBoot:            changelog.MsgAlertBoot,
 }
 
 // MessageID returns the journal MESSAGE_ID of a kind.

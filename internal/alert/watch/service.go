@@ -120,11 +120,18 @@ func Watch(ctx context.Context, c Config) error {
 
 	src, lost := c.Source, c.Lost
 	if src == nil {
-		r, err := auditnl.NewReader(ctx)
+		r, err := openAuditReader(ctx)
 		if err != nil {
+			// No audit records (a kernel without audit, a container): the alerts that do not
+			// come from audit (virus detections, drift) must still be delivered, so the watch
+			// keeps running rather than failing and restarting forever; it says once, through
+			// every sink, that the audit alerts are off.
+			degraded(ctx, sp, machine, c, err)
 			cancel()
 			<-done
-			return err
+			<-metricsDone
+			mw.write(false)
+			return nil
 		}
 		src = NetlinkSource{R: r}
 		if conn, err := auditnl.Dial(auditnl.Options{}); err == nil {
@@ -158,6 +165,23 @@ func metricsLoop(ctx context.Context, mw *metricsWriter, every time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// openAuditReader joins the kernel's audit multicast group (a variable for tests).
+var openAuditReader = auditnl.NewReader
+
+// degraded raises one alert saying the audit stream is unavailable and waits for ctx.
+func degraded(ctx context.Context, sp *spool.Spool, machine alert.Context, c Config, cause error) {
+	c.Log("watch: no audit records (%v): alerts on audit events (SSH failures, privilege escalation, critical files) are OFF; virus and drift alerts are still delivered", cause)
+	now := time.Now()
+	a := alert.New(alert.KindAuditLost, alert.Critical, now, now,
+		"audit records are unavailable: alerts on SSH failures, privilege escalation and critical files are off: "+cause.Error(),
+		map[string]string{"reason": cause.Error()})
+	a.Context = machine
+	if err := sp.Put(a); err != nil {
+		c.Log("watch: spooling the audit-unavailable alert: %v", err)
+	}
+	<-ctx.Done()
 }
 
 func names(sinks []spool.Sink) []string {

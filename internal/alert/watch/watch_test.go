@@ -3,12 +3,14 @@ package watch
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/harden-dev/harden/internal/alert/auditrec"
 	"github.com/harden-dev/harden/internal/alert/sink"
 	"github.com/harden-dev/harden/internal/alert/spool"
+	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/stretchr/testify/assert"
@@ -213,6 +216,31 @@ func TestVirusIsLeftToTheRunningWatch(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	assert.False(t, Running(c.LockPath))
+}
+
+// Without audit records (a kernel without audit) the watch does not fail and restart
+// forever: it alerts once that the audit alerts are off and keeps delivering the others.
+func TestWatchWithoutAuditKeepsDeliveringAndSaysSo(t *testing.T) {
+	c, mem := testConfig(t)
+	old := openAuditReader
+	openAuditReader = func(context.Context, ...auditnl.ReaderOptions) (*auditnl.Reader, error) {
+		return nil, fmt.Errorf("audit netlink: %w", syscall.EPROTONOSUPPORT)
+	}
+	defer func() { openAuditReader = old }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Watch(ctx, c) }()
+	require.Eventually(t, func() bool { return len(mem.ByID(changelog.MsgAlertAuditLost)) == 1 }, 5*time.Second, 5*time.Millisecond)
+	got := mem.ByID(changelog.MsgAlertAuditLost)[0]
+	assert.Contains(t, got.Message, "audit records are unavailable")
+	assert.Contains(t, got.Fields["HARDEN_ALERT_REASON"], "protocol not supported")
+
+	res, err := Virus(context.Background(), c)
+	require.NoError(t, err)
+	assert.False(t, res.Direct, "the degraded watch still runs and delivers")
+	require.Eventually(t, func() bool { return len(mem.ByID(changelog.MsgAlertVirus)) == 1 }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
 }
 
 func TestVirusNeedsTheVariables(t *testing.T) {
