@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/unitowner"
 )
 
 // What harden ensures about a unit it keeps (policy services.allow[].ensure).
@@ -39,7 +40,7 @@ var hardenUnits = []want{
 }
 
 // desired is the allowlist: the policy's services.allow, the units other
-// steps of the same policy need, and the trigger units (socket, path, timer)
+// steps of the same policy need or manage themselves, and the trigger units (socket, path, timer)
 // that only activate an allowed unit. Keyed by unit name; the first rule for
 // a name wins, so an explicit services.allow entry beats a derived one.
 func desired(p *policy.Policy) (map[string]want, []string) {
@@ -69,6 +70,11 @@ func desired(p *policy.Policy) (map[string]want, []string) {
 	for _, w := range hardenUnits {
 		w.Reason, w.Optional = "harden's own unit", true
 		add(w)
+	}
+	// Units another step manages itself (unitowner): never masked as "not listed", and
+	// unmasked if an older harden masked them. Their state is the owning step's business.
+	for _, u := range unitowner.All() {
+		add(want{Name: u.Name, Ensure: EnsureAllowed, Why: u.Why, Reason: "managed by the " + u.Step + " step"})
 	}
 	// Triggers of an allowed unit: ssh.socket for ssh.service (Ubuntu starts
 	// sshd through it), clamav-daemon.socket, the service a timer runs. They

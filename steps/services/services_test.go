@@ -152,9 +152,12 @@ func TestNeverMasksUnmanagedOrEssential(t *testing.T) {
 	for _, n := range masked {
 		assert.Contains(t, []string{"enabled", "enabled-runtime"}, states[n], "%s masked in state %s", n, states[n])
 	}
-	// Now nothing is allowed: ssh, auditd and clamd go too.
-	for _, n := range []string{"ssh.service", "auditd.service", "clamav-daemon.service", "clamav-daemon.socket"} {
-		assert.Contains(t, masked, n)
+	// Now nothing is allowed: auditd goes too. sshd's and ClamAV's units are managed by
+	// their own steps (internal/unitowner): never masked as "not listed".
+	assert.Contains(t, masked, "auditd.service")
+	for _, n := range []string{"ssh.service", "clamav-daemon.service", "clamav-daemon.socket"} {
+		require.Equal(t, "enabled", states[n], "fixture: %s should be enabled", n)
+		assert.NotContains(t, masked, n)
 	}
 	for _, n := range []string{
 		"getty@.service", "serial-getty@ttyS0.service", "systemd-timesyncd.service", "systemd-pstore.service",
@@ -358,4 +361,46 @@ func BenchmarkPlanConverged(b *testing.B) {
 			b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
 		}
 	}
+}
+
+// Units another step manages (internal/unitowner) are never masked as "not listed", even
+// when the policy's services.allow leaves them out: masking audit-rules.service leaves auditd
+// 4 without rules, masking sshd-keygen.service leaves an image without host keys. One an
+// older harden masked is unmasked; a mask someone else made stays.
+func TestUnitsOwnedByOtherStepsAreNeverMasked(t *testing.T) {
+	enabled := func(name string) systemdtest.UnitSpec {
+		return systemdtest.UnitSpec{Name: name, FileState: "enabled", LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}
+	}
+	masked := func(name string) systemdtest.UnitSpec {
+		return systemdtest.UnitSpec{Name: name, FileState: "masked", LoadState: "masked", ActiveState: "inactive", SubState: "dead"}
+	}
+	p := policy.Default()
+	p.Services.Allow = nil // nothing listed: only built-in and owned units survive
+	p.ClamAV.Enabled = false
+	f := newFixtureUnits(t, p, []systemdtest.UnitSpec{
+		enabled("sshd-keygen.service"), enabled("ssh.socket"), enabled("clamav-freshclam.service"),
+		enabled("sshd-unix-local.socket"),
+		masked("audit-rules.service"), // masked by an older harden (recorded below)
+		masked("sshd-vsock.socket"),   // masked by someone else: left alone, no finding
+		enabled("cups.service"),       // the control: not listed, not owned
+	})
+	enginetest.WriteFile(t, f.env, services.StatePath, `{"masked": ["audit-rules.service"]}`)
+
+	plan := f.plan(t)
+	assert.Equal(t, []string{"cups.service"}, byAction(plan, engine.ActionMask))
+	assert.Equal(t, []string{"audit-rules.service"}, byAction(plan, engine.ActionUnmask))
+	assert.Empty(t, findingIDs(plan, "services.foreign-mask"), "an owned unit's mask is its step's business")
+	for _, c := range plan.Changes {
+		if c.Action == engine.ActionUnmask {
+			assert.Equal(t, "managed by the audit step", c.Reason)
+		}
+	}
+
+	enginetest.Converges(t, f.env, f.step)
+	for _, u := range []string{"sshd-keygen.service", "ssh.socket", "clamav-freshclam.service", "sshd-unix-local.socket"} {
+		assert.Equal(t, "enabled", f.fake.FileState(u), u)
+	}
+	assert.NotEqual(t, "masked", f.fake.FileState("audit-rules.service"))
+	assert.Equal(t, "masked", f.fake.FileState("sshd-vsock.socket"))
+	assert.Equal(t, []string{"cups.service"}, recorded(t, f.env))
 }
