@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/auditrule"
@@ -87,13 +89,21 @@ type kernelState struct {
 
 // Plan implements engine.Step. It only reads.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
-	want, err := wantState(env.Policy.Audit, s.stat)
+	offline := s.client == nil && env.Root.Dir() != "/"
+	stat := s.stat
+	if offline {
+		// The rules are for the machine the tree will boot, which resolves watched paths in
+		// the tree: a watch whose parent exists on the build host but not in the image would
+		// make auditctl -R (audit-rules.service) stop at that line on the image's first boot.
+		stat = env.Root.Stat
+	}
+	want, err := wantState(env.Policy.Audit, withOwnDirs(stat))
 	if err != nil {
 		return nil, err
 	}
 	p := &engine.Plan{Findings: want.findings}
 	s.adds = map[*engine.Change]*auditrule.Rule{}
-	if s.client == nil && env.Root.Dir() != "/" {
+	if offline {
 		return s.offlinePlan(env, want, p)
 	}
 	have, err := s.readKernel(ctx, env)
@@ -129,6 +139,32 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	return p, nil
 }
+
+// withOwnDirs reports the directories the step's own files live in (RulesDir and its
+// parents) as directories even before the step has written them: the baseline watches /etc/audit as a tree, and judging
+// it by a disk where auditd's package has not made it yet would turn the watch into a path
+// watch now and a tree watch once harden.rules is written (a plan that never converges).
+func withOwnDirs(stat func(string) (fs.FileInfo, error)) func(string) (fs.FileInfo, error) {
+	return func(p string) (fs.FileInfo, error) {
+		if p == RulesDir || strings.HasPrefix(RulesDir, p+"/") {
+			if fi, err := stat(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+				return fi, err
+			}
+			return ownDir(path.Base(p)), nil
+		}
+		return stat(p)
+	}
+}
+
+// ownDir is the FileInfo of a directory the step will create.
+type ownDir string
+
+func (d ownDir) Name() string     { return string(d) }
+func (ownDir) Size() int64        { return 0 }
+func (ownDir) Mode() fs.FileMode  { return fs.ModeDir | 0o755 }
+func (ownDir) ModTime() time.Time { return time.Time{} }
+func (ownDir) IsDir() bool        { return true }
+func (ownDir) Sys() any           { return nil }
 
 // offlinePlan is the plan under --root (an image being prepared, a test): the kernel
 // belongs to the machine running harden, not to the tree under the root, so only the files
