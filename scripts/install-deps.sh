@@ -6,7 +6,8 @@
 # dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), the ClamAV tools, the
 # Alertmanager the alert sink is tested against, ufw (run for real in a network namespace
 # next to harden's table; installed with ENABLED=no, it loads nothing on this machine),
-# and what the VM suite needs.
+# apparmor_parser (compiles Ubuntu's clamd profile with harden's override; no kernel
+# AppArmor is needed or touched), and what the VM suite needs.
 #
 # Daemons are NOT started: a policy-rc.d that forbids starts is in place during the install,
 # so auditd, sshd and clamd stay off on a development or CI machine.
@@ -21,7 +22,7 @@ packages=(
   clamav clamav-daemon clamav-freshclam clamdscan
   libpam-pwquality
   prometheus-alertmanager
-  ufw
+  ufw apparmor
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
 )

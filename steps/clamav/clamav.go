@@ -42,6 +42,9 @@ type Options struct {
 	// RetryAfterFailure is how long to wait after a failed or unproductive freshclam run
 	// before trying again (0 = 1h). The CDN's own cool-down (freshclam.dat) can be longer.
 	RetryAfterFailure time.Duration
+	// Offline: harden works on a directory tree (--root), not on this machine: files are
+	// written, nothing is loaded into this machine's kernel (clamd's AppArmor profile).
+	Offline bool
 }
 
 // Step is the clamav step.
@@ -88,6 +91,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 			return nil, err
 		}
 		if err := planClamdTempDir(env, p, clamdUser(clamd)); err != nil {
+			return nil, err
+		}
+		if err := s.planAppArmor(env, p, env.Policy.ClamAV.OnAccessPaths); err != nil {
 			return nil, err
 		}
 	}

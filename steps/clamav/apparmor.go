@@ -1,0 +1,157 @@
+package clamav
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/harden-dev/harden/internal/command"
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/textdiff"
+)
+
+// Ubuntu confines clamd with AppArmor. Its profile lets clamd read @{HOME}, /tmp,
+// /var/lib/clamav and mail spools, but not /srv, /opt or /var/tmp, which are among harden's
+// default on-access paths: clamonacc hands clamd a file there, clamd cannot open it, and
+// the detection is silently missed. The profile ends with `#include <local/usr.sbin.clamd>`,
+// the place meant for site additions: harden keeps its own lines there, one read rule per
+// on-access path, and reloads the profile when they change.
+const (
+	ClamdProfile      = "/etc/apparmor.d/usr.sbin.clamd"
+	ClamdLocalProfile = "/etc/apparmor.d/local/usr.sbin.clamd"
+	// AppArmorEnabled is "Y" when the kernel runs AppArmor.
+	AppArmorEnabled = "/sys/module/apparmor/parameters/enabled"
+)
+
+// The lines between these markers are harden's; everything else in the local file is the
+// administrator's and stays as it is.
+const (
+	localBegin = "# harden: clamav.on_access_paths (clamd reads what clamonacc hands it). Managed by harden: edits between these lines are overwritten."
+	localEnd   = "# end of harden's lines"
+)
+
+// planAppArmor extends clamd's local AppArmor override to every on-access path and reloads
+// the profile. Nothing happens where clamd has no AppArmor profile (Debian without the
+// profile, other distributions); a profile on a machine where AppArmor is off is written
+// for the day it is on, with a finding.
+func (s *Step) planAppArmor(env *engine.Env, p *engine.Plan, paths []string) error {
+	if _, ok, err := env.Root.ReadFileIfExists(ClamdProfile); err != nil || !ok {
+		return err
+	}
+	old, exists, err := env.Root.ReadFileIfExists(ClamdLocalProfile)
+	if err != nil {
+		return err
+	}
+	want := withHardenLines(string(old), appArmorRules(paths))
+	enforced, why := appArmorOn(env)
+	if !enforced {
+		p.Find(&engine.Finding{ID: "clamav.apparmor-off", Severity: engine.Info, Object: ClamdProfile,
+			Message: "AppArmor is not running (" + why + "): clamd is not confined, and " + ClamdLocalProfile +
+				" carries the on-access paths for when it is", Reason: "clamav.on_access_paths"})
+	}
+	if exists && want == string(old) {
+		return nil
+	}
+	live := enforced && !s.opts.Offline
+	after := "read rules for " + strings.Join(paths, ", ")
+	if live {
+		after += "; profile reloaded (apparmor_parser -r)"
+	} else {
+		after += "; loaded when AppArmor next loads the profile"
+	}
+	action := engine.ActionUpdate
+	if !exists {
+		action = engine.ActionCreate
+	}
+	p.Add(&engine.Change{Object: ClamdLocalProfile, Action: action, Diff: textdiff.Lines(string(old), want), After: after,
+		Reason: "clamav.on_access_paths (AppArmor confines clamd)",
+		Do: func(ctx context.Context) error {
+			if _, err := env.Root.WriteFile(ClamdLocalProfile, []byte(want), 0o644); err != nil {
+				return err
+			}
+			if !live {
+				return nil
+			}
+			if err := reloadProfile(ctx, env); err != nil {
+				// Put the old file back, so the next run sees the difference and tries again
+				// rather than a file that claims what the kernel does not enforce.
+				if exists {
+					_, _ = env.Root.WriteFile(ClamdLocalProfile, old, 0o644)
+				} else {
+					_, _ = env.Root.Remove(ClamdLocalProfile)
+				}
+				return err
+			}
+			return nil
+		}})
+	return nil
+}
+
+// reloadProfile replaces the loaded clamd profile with the one on disk (and its cache), as
+// the package's own postinst does; a running clamd moves to the new profile at once.
+func reloadProfile(ctx context.Context, env *engine.Env) error {
+	_, err := env.Exec.Run(ctx, command.Cmd{Name: "apparmor_parser", Args: []string{"-r", "-T", "-W", ClamdProfile}})
+	if err != nil {
+		return fmt.Errorf("reloading clamd's AppArmor profile: %w", err)
+	}
+	return nil
+}
+
+// appArmorOn reports whether the kernel runs AppArmor, and if not, why not.
+func appArmorOn(env *engine.Env) (bool, string) {
+	b, ok, err := env.Root.ReadFileIfExists(AppArmorEnabled)
+	switch {
+	case err != nil:
+		return false, err.Error()
+	case !ok:
+		return false, "the kernel has no AppArmor"
+	case strings.TrimSpace(string(b)) != "Y":
+		return false, "disabled on the kernel command line"
+	}
+	return true, ""
+}
+
+// appArmorRules are the read rules for the on-access paths: the directory and everything
+// under it.
+func appArmorRules(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		q := appArmorQuote(path.Clean(p))
+		out = append(out, fmt.Sprintf(`"%s/" r,`, q), fmt.Sprintf(`"%s/**" r,`, q))
+	}
+	return out
+}
+
+// appArmorQuote escapes what AppArmor reads as globbing, alternation or a variable, so a
+// path is matched as written; the rule is quoted for blanks and commas.
+func appArmorQuote(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`\"*?[]{}^@`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// withHardenLines returns the local file with harden's block replaced by rules (or appended
+// when there is none yet); nothing outside the block changes.
+func withHardenLines(old string, rules []string) string {
+	block := localBegin + "\n" + strings.Join(rules, "\n") + "\n" + localEnd + "\n"
+	start := strings.Index(old, localBegin)
+	if start < 0 {
+		if old != "" && !strings.HasSuffix(old, "\n") {
+			old += "\n"
+		}
+		return old + block
+	}
+	rest := old[start:]
+	end := strings.Index(rest, localEnd)
+	if end < 0 {
+		return old[:start] + block // a cut-off block: replaced whole
+	}
+	rest = strings.TrimPrefix(rest[end+len(localEnd):], "\n")
+	return old[:start] + block + rest
+}
