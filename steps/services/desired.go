@@ -5,8 +5,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/harden-dev/harden/internal/ownedunits"
 	"github.com/harden-dev/harden/internal/policy"
-	"github.com/harden-dev/harden/internal/unitowner"
 )
 
 // What harden ensures about a unit it keeps (policy services.allow[].ensure).
@@ -71,10 +71,12 @@ func desired(p *policy.Policy) (map[string]want, []string) {
 		w.Reason, w.Optional = "harden's own unit", true
 		add(w)
 	}
-	// Units another step manages itself (unitowner): never masked as "not listed", and
+	// Units another step manages itself (ownedunits): never masked as "not listed", and
 	// unmasked if an older harden masked them. Their state is the owning step's business.
-	for _, u := range unitowner.All() {
-		add(want{Name: u.Name, Ensure: EnsureAllowed, Why: u.Why, Reason: "managed by the " + u.Step + " step"})
+	for _, step := range ownedunits.Steps() {
+		for _, u := range ownedunits.Of(step) {
+			add(want{Name: u, Ensure: EnsureAllowed, Why: "managed by the " + step + " step", Reason: "managed by the " + step + " step"})
+		}
 	}
 	// Triggers of an allowed unit: ssh.socket for ssh.service (Ubuntu starts
 	// sshd through it), clamav-daemon.socket, the service a timer runs. They

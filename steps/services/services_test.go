@@ -153,7 +153,7 @@ func TestNeverMasksUnmanagedOrEssential(t *testing.T) {
 		assert.Contains(t, []string{"enabled", "enabled-runtime"}, states[n], "%s masked in state %s", n, states[n])
 	}
 	// Now nothing is allowed: auditd goes too. sshd's and ClamAV's units are managed by
-	// their own steps (internal/unitowner): never masked as "not listed".
+	// their own steps (internal/ownedunits): never masked as "not listed".
 	assert.Contains(t, masked, "auditd.service")
 	for _, n := range []string{"ssh.service", "clamav-daemon.service", "clamav-daemon.socket"} {
 		require.Equal(t, "enabled", states[n], "fixture: %s should be enabled", n)
@@ -363,7 +363,7 @@ func BenchmarkPlanConverged(b *testing.B) {
 	}
 }
 
-// Units another step manages (internal/unitowner) are never masked as "not listed", even
+// Units another step manages (internal/ownedunits) are never masked as "not listed", even
 // when the policy's services.allow leaves them out: masking audit-rules.service leaves auditd
 // 4 without rules, masking sshd-keygen.service leaves an image without host keys. One an
 // older harden masked is unmasked; a mask someone else made stays.
