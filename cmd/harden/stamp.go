@@ -13,7 +13,8 @@ import (
 
 // runStamp: `harden stamp [--root DIR] [--image-id ID]`, run as the last step of an image
 // build: records the build time (the os step's image-age check) and removes files that must
-// not be shared by every machine made from the image.
+// not be shared by every machine made from the image (its identity: SSH host keys,
+// machine-id, random seed; ClamAV's freshclam.dat).
 func runStamp(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("stamp", stderr)
 	root := fs.String("root", "/", "the image tree to stamp")
@@ -28,6 +29,12 @@ func runStamp(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	r := fsroot.New(*root).WithBackupDir(backupDirFor("stamp"))
 	changes, err := install.Stamp(r, time.Now(), *id)
+	if err == nil {
+		// Host keys, machine-id, random seed: every clone makes its own at first boot.
+		var idChanges []install.Change
+		idChanges, err = install.StampIdentity(r)
+		changes = append(changes, idChanges...)
+	}
 	if err == nil {
 		// freshclam.dat (a UUID every VM would share, and the build machine's CDN cool-down)
 		// and harden's freshclam record go, without a backup: a backup would be baked in too.
