@@ -3,7 +3,8 @@
 # back in network namespaces), auditctl/augenrules (the reference the audit client is compared
 # with), strace (captures the bytes auditctl sends, for the byte-for-byte golden test), time
 # (bench/apply.sh's memory figure),
-# dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), the ClamAV tools, the
+# dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), ssh-audit (judges the
+# algorithms the sshd step writes, and the VM's sshd from outside), the ClamAV tools, the
 # Alertmanager the alert sink is tested against, ufw (run for real in a network namespace
 # next to harden's table; installed with ENABLED=no, it loads nothing on this machine),
 # apparmor_parser (compiles Ubuntu's clamd profile with harden's override; no kernel
@@ -18,13 +19,17 @@ packages=(
   strace time
   auditd
   dbus-daemon
-  openssh-server openssh-client
+  openssh-server openssh-client ssh-audit
   clamav clamav-daemon clamav-freshclam clamdscan
   libpam-pwquality
   prometheus-alertmanager
   ufw apparmor
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
+  # The VM images: mmdebstrap learns from distro-info-data that `resolute` is Ubuntu's (and
+  # picks Ubuntu's archive), and checks the archives' signatures with gpg. Both are only
+  # recommended or suggested by mmdebstrap, and this script installs no recommends.
+  distro-info-data gpg
 )
 
 missing=()

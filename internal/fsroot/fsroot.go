@@ -144,6 +144,31 @@ func (r Root) WriteFile(name string, data []byte, perm fs.FileMode) (bool, error
 	return true, writeAtomic(host, data, perm, uid, gid)
 }
 
+// WriteFileChecked is WriteFile with a check between staging and renaming: data is written
+// to a temporary file next to name (a dot name that no `*.conf` glob matches), check gets
+// that file's host path, and only when check returns nil is the file renamed into place. A
+// run killed at any point leaves the old file in place, never an unchecked new one.
+func (r Root) WriteFileChecked(name string, data []byte, perm fs.FileMode, check func(staged string) error) (bool, error) {
+	same, err := r.Same(name, data, perm)
+	if err != nil || same {
+		return false, err
+	}
+	host := r.Path(name)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return false, err
+	}
+	uid, gid := -1, -1
+	if fi, err := os.Stat(host); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+		if _, err := r.Backup(name); err != nil {
+			return false, err
+		}
+	}
+	return true, writeAtomicChecked(host, data, perm, uid, gid, check)
+}
+
 // WriteState writes harden's own state (reports, metrics, records of what it did) atomically
 // and without a backup: these files are replaced every run, and backing them up would only
 // fill the backup directory.
@@ -159,6 +184,10 @@ func (r Root) WriteState(name string, data []byte, perm fs.FileMode) error {
 }
 
 func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error {
+	return writeAtomicChecked(host, data, perm, uid, gid, nil)
+}
+
+func writeAtomicChecked(host string, data []byte, perm fs.FileMode, uid, gid int, check func(string) error) error {
 	dir := filepath.Dir(host)
 	tmp, err := os.CreateTemp(dir, ".harden-tmp-*")
 	if err != nil {
@@ -185,6 +214,11 @@ func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error
 	}
 	if err := tmp.Close(); err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(tmp.Name()); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp.Name(), host); err != nil {
 		return err
