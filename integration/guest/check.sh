@@ -582,6 +582,7 @@ save() {
 	journalctl -b --no-pager -o short-monotonic >"$RESULTS/journal.txt" 2>&1
 	cp -a /var/lib/harden/last-run.json "$RESULTS/" 2>/dev/null
 	systemctl list-units --all --plain --no-legend >"$RESULTS/units.txt" 2>&1
+	systemctl list-unit-files --no-legend >"$RESULTS/unit-files.txt" 2>&1
 	cp -a "$STATE"/*.log "$STATE"/*.txt "$RESULTS/" 2>/dev/null
 	tar -cf /dev/vdb -C "$RESULTS" . 2>/dev/null
 	sync
