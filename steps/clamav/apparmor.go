@@ -13,10 +13,14 @@ import (
 
 // Ubuntu confines clamd with AppArmor. Its profile lets clamd read @{HOME}, /tmp,
 // /var/lib/clamav and mail spools, but not /srv, /opt or /var/tmp, which are among harden's
-// default on-access paths: clamonacc hands clamd a file there, clamd cannot open it, and
-// the detection is silently missed. The profile ends with `#include <local/usr.sbin.clamd>`,
-// the place meant for site additions: harden keeps its own lines there, one read rule per
-// on-access path, and reloads the profile when they change.
+// default on-access paths: a scan by path there (clamdscan, clamonacc without fd passing)
+// is denied. (clamonacc with --move, as the package runs it, passes clamd an open file
+// descriptor, and AppArmor lets a profile use a file an unconfined process opened.) Nor may
+// clamd run anything: VirusEvent, which clamd runs through /bin/sh -c, is denied, and with
+// it every alert. The profile ends with `#include <local/usr.sbin.clamd>`, the place meant
+// for site additions: harden keeps its own lines there (read rules for every on-access
+// path; the shell and harden for VirusEvent, harden in a child profile of its own) and
+// reloads the profile when they change.
 const (
 	ClamdProfile      = "/etc/apparmor.d/usr.sbin.clamd"
 	ClamdLocalProfile = "/etc/apparmor.d/local/usr.sbin.clamd"
@@ -43,7 +47,7 @@ func (s *Step) planAppArmor(env *engine.Env, p *engine.Plan, paths []string) err
 	if err != nil {
 		return err
 	}
-	want := withHardenLines(string(old), appArmorRules(paths))
+	want := withHardenLines(string(old), localRules(paths, s.opts.HardenPath, env.Policy.Alerts.Spool.Dir))
 	enforced, why := appArmorOn(env)
 	if !enforced {
 		p.Find(&engine.Finding{ID: "clamav.apparmor-off", Severity: engine.Info, Object: ClamdProfile,
@@ -54,7 +58,7 @@ func (s *Step) planAppArmor(env *engine.Env, p *engine.Plan, paths []string) err
 		return nil
 	}
 	live := enforced && !s.opts.Offline
-	after := "read rules for " + strings.Join(paths, ", ")
+	after := "read rules for " + strings.Join(paths, ", ") + "; VirusEvent may run " + s.opts.HardenPath
 	if live {
 		after += "; profile reloaded (apparmor_parser -r)"
 	} else {
@@ -112,14 +116,39 @@ func appArmorOn(env *engine.Env) (bool, string) {
 	return true, ""
 }
 
-// appArmorRules are the read rules for the on-access paths: the directory and everything
-// under it.
-func appArmorRules(paths []string) []string {
+// VirusEventProfile is the child profile harden runs in when clamd's VirusEvent starts it
+// (/usr/sbin/clamd//harden_virus_event): what `harden alert virus` needs, nothing more.
+const VirusEventProfile = "harden_virus_event"
+
+// localRules are harden's lines in clamd's local override: read rules for the on-access
+// paths (the directory and everything under it); the shell VirusEvent runs through (in
+// clamd's own profile: it can do no more than clamd), harden itself in its child profile,
+// and that profile, which may read its binary, the policy and its stamp, check whether the
+// watch runs (its lock), and spool the alert in the inbox, and nothing else (no network:
+// the watch delivers from the spool).
+func localRules(paths []string, hardenPath, spoolDir string) []string {
 	var out []string
 	for _, p := range paths {
 		q := appArmorQuote(path.Clean(p))
 		out = append(out, fmt.Sprintf(`"%s/" r,`, q), fmt.Sprintf(`"%s/**" r,`, q))
 	}
+	bin := appArmorQuote(path.Clean(hardenPath))
+	spool := appArmorQuote(path.Clean(spoolDir))
+	out = append(out,
+		"/{,usr/}bin/{,da,ba}sh ix,",
+		fmt.Sprintf(`"%s" Cx -> %s,`, bin, VirusEventProfile),
+		"profile "+VirusEventProfile+" {",
+		"  #include <abstractions/base>",
+		fmt.Sprintf(`  "%s" mr,`, bin),
+		"  @{PROC}/@{pid}/{cgroup,mountinfo} r,",
+		"  @{sys}/fs/cgroup/** r,",
+		"  /etc/harden/ r,",
+		"  /etc/harden/** r,",
+		"  /run/harden-watch/lock rk,",
+		fmt.Sprintf(`  "%s/inbox/" r,`, spool),
+		fmt.Sprintf(`  "%s/inbox/*" rw,`, spool),
+		"}",
+	)
 	return out
 }
 

@@ -62,6 +62,10 @@ func TestAppArmorOverrideCoversOnAccessPaths(t *testing.T) {
 		assert.Contains(t, local, `"`+p+`/" r,`+"\n")
 		assert.Contains(t, local, `"`+p+`/**" r,`+"\n")
 	}
+	// VirusEvent: the shell in clamd's profile, harden in its own child profile.
+	assert.Contains(t, local, "/{,usr/}bin/{,da,ba}sh ix,\n")
+	assert.Contains(t, local, `"/usr/local/sbin/harden" Cx -> harden_virus_event,`)
+	assert.Contains(t, local, `  "/var/lib/harden/spool/inbox/*" rw,`)
 	assert.Equal(t, []string{"apparmor_parser -r -T -W " + ClamdProfile}, parserCalls(fake), "reloaded once, only when it changed")
 
 	// The policy narrows the paths: harden's lines follow, the site's stay, one more reload.
@@ -147,6 +151,7 @@ func TestAppArmorParserAcceptsTheOverride(t *testing.T) {
 	profile := string(pre[strings.Index(string(pre), "/usr/sbin/clamd {"):])
 	assert.Contains(t, profile, `"/srv/**" r,`)
 	assert.Contains(t, profile, `"/srv/odd\*name\[1\]\{a,b\}\@x/**" r,`)
+	assert.Contains(t, profile, "profile harden_virus_event {", "the child profile is inside clamd's")
 
 	// A broken line is caught by the same parser: the test can fail.
 	enginetest.WriteFile(t, env, ClamdLocalProfile, `"/srv/**" r`+"\n")
