@@ -297,3 +297,24 @@ func TestPrivEscRealBookwormFailedAuthentication(t *testing.T) {
 	assert.Equal(t, "root", alerts[0].Attrs["acct"])
 	assert.Equal(t, "/usr/bin/sudo", alerts[1].Attrs["exe"])
 }
+
+// Records auditd 4.1.2 wrote in the integration suite's Ubuntu 26.04 VM (OpenSSH 10.2p1,
+// Ubuntu's build) for the same burst: the authentication now runs in sshd-auth, but the
+// records come from the per-connection /usr/lib/openssh/sshd-session, one pid per
+// connection; an unknown user's connection logs USER_LOGIN twice. 7 connections, 17 records.
+func TestSSHRealResoluteRecordsCountConnections(t *testing.T) {
+	recs := loadRecords(t, "ssh-resolute-vm-burst.log")
+	require.Len(t, recs, 17)
+	alerts := replay(t, newRules(3, 10*time.Minute), recs)
+	require.Len(t, alerts, 1, "one alert per source per window")
+	a := alerts[0]
+	assert.Equal(t, KindSSHFailures, a.Kind)
+	assert.Equal(t, "10.0.2.2", a.Attrs["addr"])
+	assert.Equal(t, "4", a.Attrs["count"], "the 4th connection crosses threshold 3")
+	assert.Equal(t, "(invalid user),root", a.Attrs["users"])
+	assert.Equal(t, "/usr/lib/openssh/sshd-session", a.Attrs["exe"])
+	alerts = replay(t, newRules(6, 10*time.Minute), recs)
+	require.Len(t, alerts, 1)
+	assert.Equal(t, "7", alerts[0].Attrs["count"])
+	assert.Empty(t, replay(t, newRules(7, 10*time.Minute), recs), "7 connections, not 17 records")
+}
