@@ -44,7 +44,7 @@ func bootTimeout() time.Duration {
 			return d
 		}
 	}
-	return 8 * time.Minute
+	return 12 * time.Minute // the baked scenario: two boots under TCG and ~40 checks
 }
 
 // artifactsDir keeps the console log, QEMU's log and the guest's results of a failed boot.
