@@ -404,3 +404,36 @@ func TestUnitsOwnedByOtherStepsAreNeverMasked(t *testing.T) {
 	assert.Equal(t, "masked", f.fake.FileState("sshd-vsock.socket"))
 	assert.Equal(t, []string{"cups.service"}, recorded(t, f.env))
 }
+
+// maskedOnUbuntu are the units of the Ubuntu 26.04 fixture the default policy masks: the
+// enabled timers and services a server does not need, ufw.service among them (the firewall
+// step owns the firewall). Listed by hand from the fixture, and what harden masked in the
+// VM (integration TestBaked on ubuntu-26.04).
+var maskedOnUbuntu = []string{
+	"dpkg-db-backup.timer", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
+	"logrotate.timer", "motd-news.timer", "ufw.service",
+}
+
+// The embedded default allowlist on an Ubuntu 26.04 server: the units a server does not
+// need are masked; the ones other steps manage (ssh.socket and sshd-keygen.service: sshd;
+// audit-rules.service: audit; ClamAV's), cloud-init's, networking (netplan, networkd) and
+// AppArmor stay; ssh.service and clamonacc are enabled as the policy asks.
+func TestPlanUbuntuServer(t *testing.T) {
+	f := newFixtureUnits(t, nil, systemdtest.UbuntuServer(t))
+	p := f.plan(t)
+	assert.Equal(t, maskedOnUbuntu, byAction(p, engine.ActionMask))
+	assert.Equal(t, []string{"clamav-clamonacc.service", "ssh.service"}, byAction(p, engine.ActionEnable))
+	masked := byAction(p, engine.ActionMask)
+	for _, u := range []string{
+		"ssh.socket", "sshd-keygen.service", "audit-rules.service", "auditd.service",
+		"clamav-daemon.service", "clamav-daemon.socket", "cloud-init-main.service", "cloud-init-local.service",
+		"cloud-init-network.service", "cloud-config.service", "cloud-final.service", "cloud-init-hotplugd.socket",
+		"netplan-configure.service", "systemd-networkd.service", "apparmor.service", "getty@.service",
+	} {
+		st := f.fake.FileState(u)
+		require.NotEmpty(t, st, "fixture: %s", u)
+		assert.NotContains(t, masked, u)
+	}
+	enginetest.Converges(t, f.env, f.step)
+	assert.Equal(t, maskedOnUbuntu, recorded(t, f.env))
+}
