@@ -43,11 +43,17 @@ func recipesFor(pattern string) []string {
 		re, err := regexp.Compile(parts[i])
 		return err != nil || re.MatchString(s)
 	}
-	for _, s := range suite {
-		if match(0, s.test) && match(1, s.sc.image.Recipe) && !seen[s.sc.image.Recipe] {
-			seen[s.sc.image.Recipe] = true
-			out = append(out, s.sc.image.Recipe)
+	want := func(test, recipe string) {
+		if match(0, test) && match(1, recipe) && !seen[recipe] {
+			seen[recipe] = true
+			out = append(out, recipe)
 		}
+	}
+	for _, s := range suite {
+		want(s.test, s.sc.image.Recipe)
+	}
+	for _, img := range images {
+		want("TestImages", img.Recipe)
 	}
 	return out
 }

@@ -59,6 +59,9 @@ var (
 	}
 )
 
+// images are every image the suite builds (TestImages builds and inspects each).
+var images = []osImage{ubuntu2604, debian12}
+
 // The checks every boot reports, whatever the scenario: the guest is the image the host built.
 var everyBoot = []string{"image-os"}
 
