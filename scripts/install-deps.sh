@@ -2,13 +2,14 @@
 # Installs the host tools harden's tests and benchmarks use as real parts: nft (reads rulesets
 # back in network namespaces), auditctl/augenrules (the reference the audit client is compared
 # with), strace (captures the bytes auditctl sends, for the byte-for-byte golden test), time
-# (bench/apply.sh's memory figure),
-# dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), ssh-audit (judges the
-# algorithms the sshd step writes, and the VM's sshd from outside), the ClamAV tools, the
-# Alertmanager the alert sink is tested against, ufw (run for real in a network namespace
-# next to harden's table; installed with ENABLED=no, it loads nothing on this machine),
-# apparmor_parser (compiles Ubuntu's clamd profile with harden's override; no kernel
-# AppArmor is needed or touched), and what the VM suite needs.
+# (bench/apply.sh's memory figure), dbus-daemon (a private bus for the D-Bus code), sshd
+# (sshd -t / -T), ssh-audit (judges the algorithms the sshd step writes, and the VM's sshd
+# from outside), the ClamAV tools, the Alertmanager the alert sink is tested against, promtool
+# (Debian's prometheus package: the alert rules are tested with promtool test rules), man-db
+# (man -l renders harden(8)), bash-completion (the completion script is tested in bash), ufw
+# (run for real in a network namespace next to harden's table; installed with ENABLED=no, it
+# loads nothing on this machine), apparmor_parser (compiles Ubuntu's clamd profile with
+# harden's override; no kernel AppArmor is needed or touched), and what the VM suite needs.
 #
 # Daemons are NOT started: a policy-rc.d that forbids starts is in place during the install,
 # so auditd, sshd and clamd stay off on a development or CI machine.
@@ -22,7 +23,8 @@ packages=(
   openssh-server openssh-client ssh-audit
   clamav clamav-daemon clamav-freshclam clamdscan
   libpam-pwquality
-  prometheus-alertmanager
+  prometheus-alertmanager prometheus
+  man-db bash-completion
   ufw apparmor
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
