@@ -48,11 +48,11 @@ func (s *Step) planAppArmor(env *engine.Env, p *engine.Plan, paths []string) err
 		return err
 	}
 	want := withHardenLines(string(old), localRules(paths, s.opts.HardenPath, env.Policy.Alerts.Spool.Dir))
-	enforced, why := appArmorOn(env)
+	enforced, why := clamdConfined(env)
 	if !enforced {
 		p.Find(&engine.Finding{ID: "clamav.apparmor-off", Severity: engine.Info, Object: ClamdProfile,
-			Message: "AppArmor is not running (" + why + "): clamd is not confined, and " + ClamdLocalProfile +
-				" carries the on-access paths for when it is", Reason: "clamav.on_access_paths"})
+			Message: why + ": clamd is not confined, and " + ClamdLocalProfile +
+				" carries harden's rules for when it is", Reason: "clamav.on_access_paths"})
 	}
 	if exists && want == string(old) {
 		return nil
@@ -102,8 +102,14 @@ func reloadProfile(ctx context.Context, env *engine.Env) error {
 	return nil
 }
 
-// appArmorOn reports whether the kernel runs AppArmor, and if not, why not.
-func appArmorOn(env *engine.Env) (bool, string) {
+// LoadedProfiles lists the profiles the kernel holds, one "NAME (MODE)" per line.
+const LoadedProfiles = "/sys/kernel/security/apparmor/profiles"
+
+// clamdConfined reports whether the kernel confines clamd with its profile (loaded, in
+// enforce or complain mode), and if not, why not. A kernel with AppArmor on but without the
+// profile loaded (Debian 12 ships the profile with clamav-daemon, but nothing loads it unless
+// the apparmor package is installed) leaves clamd unconfined: nothing to reload.
+func clamdConfined(env *engine.Env) (bool, string) {
 	b, ok, err := env.Root.ReadFileIfExists(AppArmorEnabled)
 	switch {
 	case err != nil:
@@ -111,9 +117,18 @@ func appArmorOn(env *engine.Env) (bool, string) {
 	case !ok:
 		return false, "the kernel has no AppArmor"
 	case strings.TrimSpace(string(b)) != "Y":
-		return false, "disabled on the kernel command line"
+		return false, "AppArmor is disabled on the kernel command line"
 	}
-	return true, ""
+	b, _, err = env.Root.ReadFileIfExists(LoadedProfiles)
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, _, ok := strings.Cut(line, " ("); ok && name == "/usr/sbin/clamd" {
+			return true, ""
+		}
+	}
+	return false, "AppArmor runs, but clamd's profile is not loaded (is the apparmor package installed?)"
 }
 
 // VirusEventProfile is the child profile harden runs in when clamd's VirusEvent starts it

@@ -30,6 +30,10 @@ func ubuntuAppArmor(t *testing.T, env *engine.Env, enabled string) {
 	if enabled != "" {
 		enginetest.WriteFile(t, env, AppArmorEnabled, enabled+"\n")
 	}
+	if enabled == "Y" {
+		// What the kernel lists once apparmor.service has loaded the profiles.
+		enginetest.WriteFile(t, env, LoadedProfiles, "/usr/bin/man (enforce)\n/usr/sbin/clamd (enforce)\nman_filter (enforce)\n")
+	}
 }
 
 func parserCalls(f *fakeFreshclam) []string {
@@ -117,6 +121,26 @@ func TestAppArmorOffIsAFinding(t *testing.T) {
 		b, _ := os.ReadFile(env.Root.Path(ClamdLocalProfile))
 		assert.Contains(t, string(b), `"/srv/**" r,`)
 	}
+}
+
+// Debian 12: clamav-daemon ships the profile and the kernel runs AppArmor, but without the
+// apparmor package nothing loads it: clamd is unconfined, there is nothing to reload (and no
+// apparmor_parser to reload with). Seen in the suite's Debian VM, where a reload failed.
+func TestAppArmorProfileNotLoadedIsNotReloaded(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	ubuntuAppArmor(t, env, "Y")
+	enginetest.WriteFile(t, env, LoadedProfiles, "/usr/bin/man (enforce)\n")
+	rep := enginetest.Converges(t, env, New(Options{}))
+	assert.Empty(t, parserCalls(fake))
+	var msg string
+	for _, f := range rep.Steps[0].Findings {
+		if f.ID == "clamav.apparmor-off" {
+			msg = f.Message
+		}
+	}
+	assert.Contains(t, msg, "clamd's profile is not loaded")
+	b, _ := os.ReadFile(env.Root.Path(ClamdLocalProfile))
+	assert.Contains(t, string(b), `"/srv/**" r,`)
 }
 
 // No clamd profile (Debian without it, other systems): nothing to do, nothing said.
