@@ -27,3 +27,27 @@ func TestFirewallUnitRunsBeforeTheNetwork(t *testing.T) {
 		}
 	}
 }
+
+// harden.service runs after auditd 4's rule loader and after a first boot's host-key
+// generator, and before sshd: see the comments in the unit.
+func TestHardenUnitOrder(t *testing.T) {
+	b, err := Units.ReadFile("units/harden.service")
+	require.NoError(t, err)
+	after, before := map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		for prefix, set := range map[string]map[string]bool{"After=": after, "Before=": before} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				for _, u := range strings.Fields(v) {
+					set[u] = true
+				}
+			}
+		}
+	}
+	for _, u := range []string{"audit-rules.service", "auditd.service", "sshd-keygen.service", "harden-firewall.service"} {
+		assert.True(t, after[u], "After=%s", u)
+	}
+	assert.True(t, before["ssh.service"], "Before=ssh.service")
+	for u := range after {
+		assert.False(t, before[u], "%s both before and after", u)
+	}
+}

@@ -83,6 +83,18 @@ func hostAlerts(t *testing.T, vm *VM, rcv *Receiver, line string) []string {
 		out = append(out, fmt.Sprintf("CHECK alert-priv-esc-auth FAIL no failed-authentication priv-esc alert within %s; %s", alertWait, rcv.Summary()))
 	}
 
+	// ... and specifically sudo (sudo-rs on Ubuntu, which writes no USER_CMD record: the
+	// failure is seen through PAM's USER_AUTH, exe /usr/lib/cargo/bin/sudo).
+	sudoAlert, ok := rcv.Wait(alertWait, func(a Received) bool {
+		return a.Kind == "priv-esc" && a.Attrs["result"] == "failed" && strings.Contains(a.Attrs["exe"], "sudo")
+	})
+	if ok {
+		out = append(out, fmt.Sprintf("CHECK alert-priv-esc-sudo PASS webhook got %q (record %s, exe %s)",
+			sudoAlert.Summary, sudoAlert.Attrs["record"], sudoAlert.Attrs["exe"]))
+	} else {
+		out = append(out, fmt.Sprintf("CHECK alert-priv-esc-sudo FAIL no failed-sudo priv-esc alert within %s; %s", alertWait, rcv.Summary()))
+	}
+
 	if rej := rcv.Rejected(); len(rej) > 0 {
 		out = append(out, fmt.Sprintf("CHECK webhook-signature FAIL %d requests refused, first: %s", len(rej), rej[0]))
 	} else {

@@ -3,7 +3,9 @@
 package integration
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/harden-dev/harden/internal/testutil/need"
@@ -31,12 +33,19 @@ var (
 	ubuntu2604 = osImage{
 		Recipe: "ubuntu-26.04",
 		Extra: map[string]map[int][]string{
-			"baked": {1: {
-				"apparmor-enforce", // AppArmor on in the kernel, clamd's profile in enforce mode
-				"apparmor-clamd",   // the running clamd is confined by it
-				"sudo-rs",          // `sudo` is sudo-rs, as on Ubuntu server
-				"sshd-generator",   // systemd 256+'s vsock/unix-local SSH sockets shut
-			}},
+			"baked": {
+				1: {
+					"apparmor-enforce",    // AppArmor on in the kernel, clamd's profile in enforce mode
+					"apparmor-clamd",      // the running clamd is confined by it
+					"sudo-rs",             // `sudo` is sudo-rs, as on Ubuntu server
+					"sshd-generator",      // systemd 256+'s vsock/unix-local SSH sockets shut
+					"audit-rules-service", // auditd 4's loader ran before harden, and survives the lock
+					"os-release-data",     // latest-lts from distro-info-data's ubuntu.csv
+					"clamav-apparmor-srv", // EICAR under /srv: missed without harden's AppArmor lines, blocked with them
+					"firewall-ufw",        // an active ufw is reported with the ports it blocks
+				},
+				2: {"audit-rules-service"}, // the second boot: it loads and locks harden's rules itself
+			},
 		},
 	}
 	debian12 = osImage{
@@ -63,14 +72,14 @@ var bakedChecks = map[int][]string{
 		"firewall-before-network", "nft-table",
 		"sshd-effective", "sshd-baseline", "sshd-crypto", "sshd-socket",
 		"audit-rules", "journal-records",
-		"services-masked", "system-running", "clamav-eicar", "converged",
+		"audit-locked", "services-masked", "services-owned", "system-running", "clamav-eicar", "converged",
 		// from the host, through the forwarded ports (hostProbe)
 		"host-ssh-port", "host-closed-port", "host-ssh-password", "host-ssh-audit",
 		// alerts: the guest's side, then the host's burst and the webhook receiver (hostAlerts)
 		"watch-service", "ssh-burst", "alert-ssh-failures", "alert-critical-file",
-		"alert-priv-esc", "alert-priv-esc-auth", "webhook-signature",
+		"alert-priv-esc", "alert-priv-esc-auth", "alert-priv-esc-sudo", "webhook-signature",
 	},
-	2: {"harden-service", "reboot-no-changes", "firewall-before-network", "nft-table"},
+	2: {"harden-service", "reboot-no-changes", "firewall-before-network", "nft-table", "audit-locked", "sysctl-reboot"},
 }
 
 // brokenChecks: a policy that does not load (fail closed), then a dry run with a good one.
@@ -83,8 +92,18 @@ var brokenChecks = map[int][]string{
 var cloudInitChecks = map[int][]string{
 	1: {
 		"cloud-init-schema", "cloud-init-status", "cloud-init-policy", "cloud-init-install",
-		"cloud-init-apply", "cloud-init-pwauth",
+		"cloud-init-apply", "cloud-init-pwauth", "cloud-init-system",
 		"host-ssh-port", "host-closed-port", "host-ssh-password", "host-ssh-audit",
+	},
+}
+
+// goldenChecks: one boot of a golden image (harden baked in, `harden stamp` run on the image
+// before it boots). TestGolden boots the same image twice and compares.
+var goldenChecks = map[int][]string{
+	1: {
+		"harden-service", "golden-stamped", "golden-machine-id",
+		"host-ssh-port", "host-closed-port", "host-ssh-password", "host-ssh-audit",
+		"golden-host-keys", "golden-host-key",
 	},
 }
 
@@ -105,6 +124,8 @@ func required(sc scenario) map[int][]string {
 		base = brokenChecks
 	case "cloud-init":
 		base = cloudInitChecks
+	case "golden":
+		base = goldenChecks
 	}
 	out := map[int][]string{}
 	for boot, names := range base {
@@ -125,6 +146,10 @@ func cloudInit(img osImage) scenario {
 	return scenario{name: "cloud-init", image: img, cloud: true}
 }
 
+func golden(img osImage) scenario {
+	return scenario{name: "golden", image: img, policy: "policy.yaml", install: true, golden: true}
+}
+
 // suite is every (test, image) pair, in the order CI runs them; TestMain reads it to start the
 // image builds the selected tests need, at once.
 var suite = []struct {
@@ -135,6 +160,7 @@ var suite = []struct {
 	{"TestBaked", baked(debian12)},
 	{"TestBrokenPolicy", broken(ubuntu2604)},
 	{"TestCloudInit", cloudInit(ubuntu2604)},
+	{"TestGolden", golden(ubuntu2604)},
 }
 
 func runSuite(t *testing.T, test string) {
@@ -151,6 +177,53 @@ func TestBaked(t *testing.T) { runSuite(t, "TestBaked") }
 
 // A policy that does not load: fail closed, exit 1; then a dry run on the unhardened machine.
 func TestBrokenPolicy(t *testing.T) { runSuite(t, "TestBrokenPolicy") }
+
+// A golden image booted twice, each time from the unchanged image file: `harden stamp` left no
+// host key and no machine-id in it, so each boot makes its own, and SSH answers with the new
+// key. The two boots must differ in both.
+func TestGolden(t *testing.T) {
+	for _, s := range suite {
+		if s.test != "TestGolden" {
+			continue
+		}
+		t.Run(s.sc.image.Recipe, func(t *testing.T) {
+			var keys, ids []string
+			for i := 1; i <= 2; i++ {
+				sc := s.sc
+				sc.onCheck = func(name, status, detail string) {
+					switch {
+					case name == "golden-host-key" && status == "PASS":
+						keys = append(keys, fieldOf(detail, "fingerprint="))
+					case name == "golden-machine-id" && status == "PASS":
+						ids = append(ids, fieldOf(detail, "machine-id="))
+					}
+				}
+				t.Run(fmt.Sprintf("boot-%d", i), func(t *testing.T) { run(t, sc) })
+			}
+			if len(keys) != 2 || len(ids) != 2 {
+				t.Fatalf("want a host key and a machine-id from each boot, got keys %v, machine-ids %v", keys, ids)
+			}
+			if keys[0] == keys[1] {
+				t.Errorf("both boots of the image have host key %s: every clone would share it", keys[0])
+			} else {
+				t.Logf("host keys: %s, then %s", keys[0], keys[1])
+			}
+			if ids[0] == ids[1] {
+				t.Errorf("both boots of the image have machine-id %s", ids[0])
+			}
+		})
+	}
+}
+
+// fieldOf returns the word after prefix in a check's detail ("fingerprint=SHA256:...").
+func fieldOf(detail, prefix string) string {
+	for _, f := range strings.Fields(detail) {
+		if v, ok := strings.CutPrefix(f, prefix); ok {
+			return strings.TrimRight(v, ";,")
+		}
+	}
+	return ""
+}
 
 // cloud-init.yaml as NoCloud user-data on an image where harden is not installed.
 func TestCloudInit(t *testing.T) {

@@ -44,7 +44,7 @@ func bootTimeout() time.Duration {
 			return d
 		}
 	}
-	return 8 * time.Minute
+	return 12 * time.Minute // the baked scenario: two boots under TCG and ~40 checks
 }
 
 // artifactsDir keeps the console log, QEMU's log and the guest's results of a failed boot.
@@ -65,6 +65,9 @@ type scenario struct {
 	reboot  bool
 	cloud   bool // a NoCloud seed from cloud-init.yaml; cloud-init enabled
 	webhook bool // a webhook receiver on the host; its secret handed in as /etc/harden/webhook.secret
+	golden  bool // the initrd runs `harden stamp` on the image before it boots (guest/golden-stamp.sh)
+	// onCheck, when set, sees every check the boot reports (TestGolden compares two boots).
+	onCheck func(name, status, detail string)
 }
 
 // handIn builds the tree the initrd copies over the image's root for this boot.
@@ -113,6 +116,9 @@ func handIn(t *testing.T, sc scenario, dir string, rcv *Receiver) {
 			out, err := exec.Command(bin, args...).CombinedOutput()
 			require.NoError(t, err, "harden %v: %s", args, out)
 		}
+	}
+	if sc.golden {
+		put("etc/harden-test/initrd-hook", read("guest/golden-stamp.sh"), 0o755)
 	}
 	if sc.cloud {
 		put("var/lib/harden-seed/user-data", cloudUserData(t, sc.image, read("../cloud-init.yaml")), 0o600)
@@ -227,20 +233,25 @@ func run(t *testing.T, sc scenario) {
 				if report(t, boot, got, l) {
 					failed = true
 				}
+				sc.seen(l)
 			case strings.HasPrefix(l, "FIGURE "):
 				name, value, _ := strings.Cut(strings.TrimPrefix(l, "FIGURE "), " ")
 				recordFigure(t, sc, fmt.Sprintf("boot%d/%s", boot, name), value)
 			case strings.HasPrefix(l, "HOST "):
 				var checks []string
-				if strings.HasPrefix(l, "HOST alerts") {
+				switch {
+				case strings.HasPrefix(l, "HOST alerts"):
 					checks = hostAlerts(t, vm, rcv, l)
-				} else {
+				case strings.HasPrefix(l, "HOST hostkey"):
+					checks = hostKeyProbe(vm, l)
+				default:
 					checks = hostProbe(vm, l)
 				}
 				for _, c := range checks {
 					if report(t, boot, got, c) {
 						failed = true
 					}
+					sc.seen(c)
 				}
 				require.NoError(t, vm.Send("HOST-DONE"))
 			case l == "DONE":
@@ -279,6 +290,42 @@ func run(t *testing.T, sc scenario) {
 			t.Logf("console log, qemu log and the guest's results (journal, report) kept in %s", keep)
 		}
 	}
+}
+
+// seen hands a CHECK line to the scenario's onCheck, if any.
+func (sc scenario) seen(line string) {
+	if sc.onCheck == nil {
+		return
+	}
+	if name, status, detail, ok := splitCheck(line); ok {
+		sc.onCheck(name, status, detail)
+	}
+}
+
+// hostKeyProbe answers "HOST hostkey fp=SHA256:...": the Ed25519 host key the host sees on the
+// forwarded SSH port (ssh-keyscan) must be the one the guest says its first boot made.
+func hostKeyProbe(vm *VM, line string) []string {
+	var want string
+	for _, f := range strings.Fields(line)[2:] {
+		if v, ok := strings.CutPrefix(f, "fp="); ok {
+			want = v
+		}
+	}
+	scan, err := exec.Command("ssh-keyscan", "-T", "20", "-t", "ed25519", "-p", strconv.Itoa(vm.SSHPort), "127.0.0.1").Output()
+	if err != nil || len(scan) == 0 {
+		return []string{fmt.Sprintf("CHECK golden-host-key FAIL ssh-keyscan: %v %s", err, scan)}
+	}
+	cmd := exec.Command("ssh-keygen", "-lf", "-")
+	cmd.Stdin = strings.NewReader(string(scan))
+	out, err := cmd.Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 2 {
+		return []string{fmt.Sprintf("CHECK golden-host-key FAIL ssh-keygen -lf: %v %s", err, out)}
+	}
+	if f[1] != want {
+		return []string{fmt.Sprintf("CHECK golden-host-key FAIL the host sees %s, the guest made %s", f[1], want)}
+	}
+	return []string{"CHECK golden-host-key PASS fingerprint=" + f[1] + " seen from the host is the key this boot made"}
 }
 
 // report turns one CHECK line into a subtest (boot<N>/<name>), records its status for the

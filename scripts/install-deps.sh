@@ -6,8 +6,10 @@
 # (sshd -t / -T), ssh-audit (judges the algorithms the sshd step writes, and the VM's sshd
 # from outside), the ClamAV tools, the Alertmanager the alert sink is tested against, promtool
 # (Debian's prometheus package: the alert rules are tested with promtool test rules), man-db
-# (man -l renders harden(8)), bash-completion (the completion script is tested in bash), and
-# what the VM suite needs.
+# (man -l renders harden(8)), bash-completion (the completion script is tested in bash), ufw
+# (run for real in a network namespace next to harden's table; installed with ENABLED=no, it
+# loads nothing on this machine), apparmor_parser (compiles Ubuntu's clamd profile with
+# harden's override; no kernel AppArmor is needed or touched), and what the VM suite needs.
 #
 # Daemons are NOT started: a policy-rc.d that forbids starts is in place during the install,
 # so auditd, sshd and clamd stay off on a development or CI machine.
@@ -23,6 +25,7 @@ packages=(
   libpam-pwquality
   prometheus-alertmanager prometheus
   man-db bash-completion
+  ufw apparmor
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
   # The VM images: mmdebstrap learns from distro-info-data that `resolute` is Ubuntu's (and

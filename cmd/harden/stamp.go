@@ -19,13 +19,22 @@ func newStampCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "stamp an image build; remove what must not be baked into an image",
 		Long: `Run as the last step of an image build: writes /etc/harden/image-build (BUILD_TIME, and
 IMAGE_ID with --image-id), which the os step judges the image's age by, and removes files
-that every machine made from the image must not share (freshclam.dat: a UUID and the build
-machine's CDN cool-down), without a backup.`,
+that every machine made from the image must not share, without a backup: the SSH host keys
+(each machine makes its own at first boot, before sshd starts), the machine-id (emptied:
+systemd makes a new one at boot without a first boot), systemd's random seed and credentials
+secret, D-Bus's own machine-id file, and freshclam.dat (a UUID and the build machine's CDN
+cool-down).`,
 		Example: `  harden stamp --root /mnt/image --image-id "$(git rev-parse --short HEAD)"`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r := fsroot.New(root).WithBackupDir(backupDirFor("stamp"))
 			changes, err := install.Stamp(r, time.Now(), id)
+			if err == nil {
+				// Host keys, machine-id, random seed: every clone makes its own at first boot.
+				var idChanges []install.Change
+				idChanges, err = install.StampIdentity(r)
+				changes = append(changes, idChanges...)
+			}
 			if err == nil {
 				// freshclam.dat and harden's freshclam record go without a backup: a backup
 				// would be baked in too.

@@ -45,7 +45,7 @@ func buildSteps(o stepOptions) []engine.Step {
 		accounts.New(),
 		auditstep.New(nil), // the kernel's audit socket, opened on first use
 		packages.New(packages.Options{}),
-		clamav.New(clamav.Options{}),
+		clamav.New(clamav.Options{Offline: offline}),
 		services.New(sd),
 	}
 }

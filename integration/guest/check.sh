@@ -322,11 +322,19 @@ check_alerts() {
 	# (PAM audits USER_AUTH res=failed for /usr/bin/su; the baseline also keys the exec).
 	echo 'not-the-root-password' | setpriv --reuid=65534 --regid=65534 --clear-groups su root -c true >/dev/null 2>&1
 	# And sudo with a wrong password (-S reads it from stdin): PAM's USER_AUTH res=failed.
+	# Classic sudo authenticates nobody before it finds them absent from sudoers; sudo-rs
+	# refuses a user its policy does not allow before PAM, with no record but the exec of
+	# sudo. So also a member of the sudo group with a wrong password, which both audit.
 	echo 'not-the-password' | setpriv --reuid=65534 --regid=65534 --clear-groups sudo -S -u root true >/dev/null 2>&1
+	id harden-sudoer >/dev/null 2>&1 || useradd -m -G sudo -s /bin/bash harden-sudoer
+	echo 'harden-sudoer:Harden-test-pw-1' | chpasswd
+	echo 'not-the-password' | setpriv --reuid=harden-sudoer --regid=harden-sudoer --init-groups sudo -S -u root true >"$STATE/sudo-sudoer.txt" 2>&1
 	HOST_WAIT=400 host alerts
 	# What sshd really logged for the burst (the records harden watch counts), for the report
 	# and for fixtures. In $STATE: the results disk of a reboot scenario holds the last boot's.
 	grep -E '^type=USER_(AUTH|LOGIN|ERR|ACCT|START|END)' /var/log/audit/audit.log >"$STATE/audit-user-records.log" 2>/dev/null
+	# The privilege-escalation events of su and sudo (the baseline's keys), whole, for fixtures.
+	{ ausearch --raw -k priv_cmd; ausearch --raw -k priv_esc; } >"$STATE/audit-priv-records.log" 2>/dev/null
 	ausearch -i -m USER_AUTH,USER_LOGIN,USER_ERR --input-logs >"$STATE/ausearch-user.txt" 2>&1
 	say "INFO audit USER_* records: $(wc -l <"$STATE/audit-user-records.log"); failed from 10.0.2.2: $(grep -c 'addr=10.0.2.2 .*res=failed' "$STATE/audit-user-records.log")"
 	journalctl -b -u harden-watch.service -o short-monotonic >"$STATE/harden-watch-boot1.txt" 2>&1
@@ -369,6 +377,200 @@ check_sudo_rs() {
 	esac
 }
 
+# audit: the kernel is locked (enabled 2) and holds exactly the policy's rules: harden's own
+# comparison, a dry run of the audit step, plans nothing and finds no lock in the way.
+check_audit_locked() {
+	local enabled out
+	enabled=$(auditctl -s | awk '$1 == "enabled" { print $2 }')
+	harden apply --dry-run --only audit --output json >"$RESULTS/audit-dry-run-boot$boot.json" 2>/dev/null
+	out=$(jq -r '.steps[] | select(.name == "audit") | "\(.changes // [] | length) changes, \([.findings // [] | .[] | select(.id == "audit.locked")] | length) audit.locked"' "$RESULTS/audit-dry-run-boot$boot.json" 2>/dev/null)
+	if [ "$enabled" = 2 ] && [ "$out" = "0 changes, 0 audit.locked" ]; then
+		check audit-locked PASS "enabled 2 (locked); harden's audit plan on this boot: $out ($(auditctl -l | grep -c '^-[aw]') rules)"
+	else
+		check audit-locked FAIL "enabled $enabled; harden's audit plan: ${out:-no report}: $(jq -c '.steps[] | select(.name == "audit") | [.changes[]?.object][:3], [.findings[]?.message][:2]' "$RESULTS/audit-dry-run-boot$boot.json" 2>/dev/null)"
+	fi
+}
+
+# auditd 4 (Ubuntu): audit-rules.service ran at this boot, succeeded, and finished before
+# harden.service started (harden then sees what it loaded); on the second boot it loaded
+# harden's file itself, -e 2 included. Restarted on the locked kernel (what `systemctl
+# restart auditd` pulls in) it still succeeds.
+check_audit_rules_service() {
+	local r start done hstart locked r2 rc
+	r=$(unit_result audit-rules.service)
+	start=$(prop audit-rules.service ExecMainStartTimestampMonotonic)
+	done=$(prop audit-rules.service ExecMainExitTimestampMonotonic)
+	hstart=$(prop harden.service ExecMainStartTimestampMonotonic)
+	journalctl -b -u audit-rules.service -o cat >"$RESULTS/audit-rules-boot$boot.txt" 2>&1
+	locked=no
+	grep -q '^enabled 2$' "$RESULTS/audit-rules-boot$boot.txt" && locked=yes
+	systemctl restart audit-rules.service
+	rc=$?
+	r2=$(unit_result audit-rules.service)
+	if [ "$r" != success/0 ] || [ "${start:-0}" = 0 ]; then
+		check audit-rules-service FAIL "audit-rules.service at boot: $r (started at ${start:-never}): $(tail -3 "$RESULTS/audit-rules-boot$boot.txt" | tr '\n' '|')"
+	elif [ -z "$hstart" ] || [ "$done" -gt "$hstart" ]; then
+		check audit-rules-service FAIL "audit-rules.service done at $(usec_ms "$done") ms, harden.service started at $(usec_ms "${hstart:-0}") ms"
+	elif [ "$boot" = 2 ] && [ "$locked" != yes ]; then
+		check audit-rules-service FAIL "second boot: audit-rules.service did not lock (no 'enabled 2' from augenrules): $(tail -3 "$RESULTS/audit-rules-boot$boot.txt" | tr '\n' '|')"
+	elif [ $rc != 0 ] || [ "$r2" != success/0 ]; then
+		check audit-rules-service FAIL "restarted on the locked kernel: exit $rc, $r2: $(journalctl -b -u audit-rules.service -o cat | tail -2 | tr '\n' '|')"
+	else
+		check audit-rules-service PASS "ran at boot ($r, done at $(usec_ms "$done") ms, harden.service started at $(usec_ms "$hstart") ms), locked by it: $locked; restarted on the locked kernel: $r2 ($(journalctl -b -u audit-rules.service -o cat | grep -m1 -i immutable))"
+	fi
+}
+
+# kernel: after the reboot, every value of harden's sysctl file is what the kernel has (the
+# boot's systemd-sysctl applied it over the vendor's files, Ubuntu's 55-*.conf among them).
+check_sysctl_reboot() {
+	local f=/etc/sysctl.d/99-zz-harden.conf key val got p n=0 bad=""
+	while IFS='=' read -r key val; do
+		key=$(echo $key)
+		val=$(echo $val)
+		case "$key" in '' | '#'*) continue ;; esac
+		if [[ $key == *'*'* ]]; then
+			for p in /proc/sys/${key//.//}; do
+				[ -e "$p" ] || continue
+				got=$(cat "$p")
+				n=$((n + 1))
+				[ "$got" = "$val" ] || bad="$bad ${p#/proc/sys/}=$got(want $val)"
+			done
+		else
+			got=$(sysctl -n "$key" 2>/dev/null) || continue # a key this kernel lacks: a finding, not a value
+			got=$(echo $got)
+			n=$((n + 1))
+			[ "$got" = "$val" ] || bad="$bad $key=$got(want $val)"
+		fi
+	done <"$f"
+	if [ -n "$bad" ]; then
+		check sysctl-reboot FAIL "after the reboot:$bad"
+	elif [ "$n" -lt 20 ]; then
+		check sysctl-reboot FAIL "only $n values of $f checked"
+	else
+		check sysctl-reboot PASS "after the reboot all $n values of $f hold (vendor files: $(ls /usr/lib/sysctl.d | tr '\n' ' '))"
+	fi
+}
+
+# os (Ubuntu): latest-lts comes from this machine's distro-info-data. On this image 26.04 is
+# the latest LTS (no finding); a newer image whose data knows an LTS released yesterday (this
+# machine's file plus that line, in a scratch root) makes 26.04 too old, by that file.
+check_os_release_data() {
+	local csv=/usr/share/distro-info/ubuntu.csv r=/tmp/harden-os-root found msg
+	harden apply --dry-run --only os --output json >"$RESULTS/os.json" 2>/dev/null
+	found=$(jq -r '.steps[].findings // [] | .[] | select(.id | test("^os\\.(version|release|lts)")) | .id' "$RESULTS/os.json" | tr '\n' ' ')
+	rm -rf "$r" && mkdir -p "$r/etc" "$r/usr/share/distro-info"
+	cp /etc/os-release "$r/etc/os-release" && cp "$csv" "$r$csv"
+	echo "99.04 LTS,Harden Test,hardentest,$(date -u -d '1 year ago' +%F),$(date -u -d yesterday +%F),2099-01-01,2099-01-01,2099-01-01,2099-01-01" >>"$r$csv"
+	harden apply --dry-run --only os --root "$r" --output json >"$RESULTS/os-newer.json" 2>/dev/null
+	msg=$(jq -r '.steps[].findings // [] | .[] | select(.id == "os.version-too-old") | .message' "$RESULTS/os-newer.json")
+	if [ ! -f "$csv" ]; then
+		check os-release-data FAIL "no $csv on the image"
+	elif [ -n "$found" ]; then
+		check os-release-data FAIL "on this image: $found"
+	elif grep -q "older than 99.04" <<<"$msg" && grep -qF "by $csv" <<<"$msg"; then
+		check os-release-data PASS "26.04 is the latest LTS by $csv ($(grep -c LTS "$csv") LTS lines); with a newer LTS in that file: $msg"
+	else
+		check os-release-data FAIL "with 99.04 LTS released yesterday in $csv: ${msg:-no os.version-too-old}"
+	fi
+	rm -rf "$r"
+}
+
+# services: the default allowlist (the test policy's is the default plus the checker) leaves
+# every unit another step manages, the boot's essentials and cloud-init unmasked; what harden
+# masked is listed.
+check_services_owned() {
+	local u en bad="" kept="" masked
+	for u in audit-rules.service sshd-keygen.service ssh.socket ssh.service clamav-daemon.service \
+		clamav-daemon.socket clamav-clamonacc.service clamav-freshclam.service systemd-networkd.service \
+		systemd-journald.service systemd-resolved.service cloud-init-local.service cloud-init-main.service \
+		cloud-init-network.service cloud-init.service cloud-config.service cloud-final.service apparmor.service; do
+		en=$(systemctl is-enabled "$u" 2>/dev/null)
+		[ -n "$en" ] || continue # not on this image
+		case "$en" in
+		masked*) bad="$bad $u" ;;
+		*) kept="$kept $u=$en" ;;
+		esac
+	done
+	masked=$(jq -r '.masked | join(" ")' /var/lib/harden/services-masked.json 2>/dev/null)
+	if [ -n "$bad" ]; then
+		check services-owned FAIL "masked:$bad"
+	elif [ -z "$masked" ]; then
+		check services-owned FAIL "harden masked nothing (services-masked.json: $(cat /var/lib/harden/services-masked.json 2>&1))"
+	else
+		check services-owned PASS "kept:$kept; harden masked: $masked"
+	fi
+}
+
+# ClamAV under AppArmor (Ubuntu): clamd's profile reads neither /srv nor runs anything.
+# Without harden's lines in its local override (an unhardened Ubuntu), clamd is denied a scan
+# by path under /srv (clamdscan) and VirusEvent's shell; harden puts its lines back and reloads
+# the profile; the path scan then works, and an EICAR file under /srv is blocked and alerted.
+# (clamonacc itself passes clamd open descriptors, which AppArmor lets through either way.)
+check_clamav_apparmor() {
+	local lo=/etc/apparmor.d/local/usr.sbin.clamd saved=$STATE/clamd-local.saved i before after avc reload
+	local eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+	if ! grep -qF '"/srv/**" r,' "$lo" || ! grep -q 'harden_virus_event' "$lo"; then
+		check clamav-apparmor-srv FAIL "$lo lacks harden's rules: $(tr '\n' '|' <"$lo")"
+		return
+	fi
+	echo 'a clean file' >/srv/harden-clean.txt
+	cp -a "$lo" "$saved"
+	sed -i '/^# harden: clamav.on_access_paths/,/^# end of harden/d' "$lo"
+	apparmor_parser -r -T -W /etc/apparmor.d/usr.sbin.clamd
+	before=$(clamdscan --no-summary /srv/harden-clean.txt 2>&1 | tr '\n' ' ')
+	sleep 1
+	avc=$(grep 'apparmor="DENIED"' /var/log/audit/audit.log | grep 'profile="/usr/sbin/clamd"' | grep -c 'harden-clean.txt')
+	# harden's run brings its lines back and reloads the profile.
+	harden apply --only clamav --output json >"$RESULTS/clamav-apparmor.json" 2>"$RESULTS/clamav-apparmor.err"
+	reload=$(jq -r --arg f "$lo" '.steps[].changes // [] | .[] | select(.object == $f) | "\(.action) (\(.after)) applied=\(.applied)"' "$RESULTS/clamav-apparmor.json" 2>/dev/null)
+	if ! grep -qF '"/srv/**" r,' "$lo"; then
+		cp -a "$saved" "$lo" && apparmor_parser -r -T -W /etc/apparmor.d/usr.sbin.clamd
+		check clamav-apparmor-srv FAIL "harden did not restore its lines: ${reload:-no change}"
+		return
+	fi
+	after=$(clamdscan --no-summary /srv/harden-clean.txt 2>&1 | tr '\n' ' ')
+	rm -f /srv/harden-clean.txt
+	if [ "$avc" = 0 ] || [[ $before == *": OK"* ]] || [[ $after != *": OK"* ]]; then
+		check clamav-apparmor-srv FAIL "path scan of /srv without harden's lines: '$before' ($avc AVC denials); with them: '$after'; harden: ${reload:-no change}"
+		return
+	fi
+	printf '%s' "$eicar" >/srv/eicar.com
+	cat /srv/eicar.com >/dev/null 2>&1
+	for i in $(seq 60); do
+		if journalctl -b -o cat "MESSAGE_ID=$ALERT_ID" | grep -q '/srv/eicar.com'; then
+			if [ -e /srv/eicar.com ] && cat /srv/eicar.com >/dev/null 2>&1; then
+				check clamav-apparmor-srv FAIL "alerted, but /srv/eicar.com is still readable"
+			else
+				check clamav-apparmor-srv PASS "without harden's lines a path scan of /srv is denied ('$before', $avc AVC denials); harden: $reload; then '$after', and /srv/eicar.com blocked and alerted after ${i}s"
+			fi
+			return
+		fi
+		sleep 1
+	done
+	check clamav-apparmor-srv FAIL "no alert for /srv/eicar.com within 60 s (harden: ${reload:-no change}); AppArmor: $(grep 'apparmor="DENIED"' /var/log/audit/audit.log | grep 'clamd' | tail -2 | tr '\n' '|')"
+}
+
+# firewall: ufw enabled next to harden's table (its default deny, no rule for 22) is reported,
+# naming tcp/22, and the finding goes when ufw is off again. Run last: it shuts SSH.
+check_ufw() {
+	local msg after
+	if ! command -v ufw >/dev/null; then
+		check firewall-ufw FAIL "ufw is not installed on this image"
+		return
+	fi
+	ufw --force enable >"$RESULTS/ufw.txt" 2>&1
+	harden apply --dry-run --only firewall --output json >"$RESULTS/ufw-on.json" 2>/dev/null
+	msg=$(jq -r '.steps[].findings // [] | .[] | select(.id == "firewall.ufw-active") | "\(.severity): \(.message)"' "$RESULTS/ufw-on.json")
+	ufw --force disable >>"$RESULTS/ufw.txt" 2>&1
+	harden apply --dry-run --only firewall --output json >"$RESULTS/ufw-off.json" 2>/dev/null
+	after=$(jq -r '[.steps[].findings // [] | .[] | select(.id == "firewall.ufw-active")] | length' "$RESULTS/ufw-off.json")
+	if grep -q '^warning: .*tcp/22 (ssh)' <<<"$msg" && [ "$after" = 0 ]; then
+		check firewall-ufw PASS "$msg; after ufw disable: no finding"
+	else
+		check firewall-ufw FAIL "ufw on: ${msg:-no finding}; after ufw disable: $after findings; $(tail -2 "$RESULTS/ufw.txt" | tr '\n' '|')"
+	fi
+}
+
 # A listener on a port the policy does not allow: the host must get no data from it.
 start_decoy_listener() {
 	mkdir -p /run/www && echo harden-test-decoy >/run/www/index.html
@@ -385,6 +587,9 @@ save() {
 	grep -a 'apparmor="DENIED"' /var/log/audit/audit.log >"$RESULTS/apparmor-denied.log" 2>/dev/null
 	cp -a /var/lib/harden/last-run.json "$RESULTS/" 2>/dev/null
 	systemctl list-units --all --plain --no-legend >"$RESULTS/units.txt" 2>&1
+	systemctl list-unit-files --no-legend >"$RESULTS/unit-files.txt" 2>&1
+	grep -E 'apparmor="(DENIED|ALLOWED)"' /var/log/audit/audit.log >"$RESULTS/apparmor-avc.log" 2>/dev/null
+	cp /var/log/clamav/clamonacc.log "$RESULTS/" 2>/dev/null
 	cp -a "$STATE"/*.log "$STATE"/*.txt "$RESULTS/" 2>/dev/null
 	tar -cf /dev/vdb -C "$RESULTS" . 2>/dev/null
 	sync
@@ -402,14 +607,22 @@ baked:1)
 	check_firewall_order
 	check_sshd
 	check_audit
+	check_audit_locked
 	check_journal
 	check_services
+	check_services_owned
+	if [ "$(. /etc/os-release && echo "$ID")" = ubuntu ]; then
+		check_audit_rules_service
+		check_os_release_data
+	fi
 	save
 	check_clamav
+	[ "$(. /etc/os-release && echo "$ID")" = ubuntu ] && check_clamav_apparmor
 	check_converged
 	start_decoy_listener
 	host probe expect-ssh=open
 	check_alerts
+	[ "$(. /etc/os-release && echo "$ID")" = ubuntu ] && check_ufw
 	save
 	touch "$STATE/boot1-done"
 	sync
@@ -426,6 +639,9 @@ baked:2)
 		check reboot-no-changes FAIL "second boot: status $(jq -r .status "$REPORT"), $changes changes"
 	fi
 	check_firewall_order
+	check_audit_locked
+	check_sysctl_reboot
+	[ "$(. /etc/os-release && echo "$ID")" = ubuntu ] && check_audit_rules_service
 	;;
 broken:1)
 	# The policy on disk does not parse: the firewall falls back to the embedded default
@@ -514,8 +730,52 @@ cloud-init:1)
 	else
 		check cloud-init-pwauth FAIL "$f: $(cat "$f" 2>&1 | tr '\n' '|')"
 	fi
+	# The default allowlist on cloud-init's own first boot: the system ends up running, no
+	# cloud-init unit is masked, and SSH answers from the host (the probe below).
+	sys=$(systemctl is-system-running 2>&1)
+	cim=$(systemctl list-unit-files --no-legend --plain 'cloud-*' 2>/dev/null | awk '$2 ~ /^masked/ { print $1 }' | tr '\n' ' ')
+	if [ "$sys" = running ] && [ -z "$cim" ]; then
+		check cloud-init-system PASS "system running after cloud-init's first boot; harden masked: $(jq -r '.masked | join(" ")' /var/lib/harden/services-masked.json 2>/dev/null)"
+	else
+		check cloud-init-system FAIL "system $sys; masked cloud-init units: ${cim:-none}; failed: $(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+	fi
 	start_decoy_listener
 	host probe expect-ssh=open
+	;;
+golden:1)
+	# One boot of a golden image: the initrd ran `harden stamp` on the image before this boot
+	# (guest/golden-stamp.sh). The host boots the same image twice and compares.
+	check_harden_service
+	log=/var/lib/harden-test/stamp.log
+	b=$(sed -n 's/^before: \([0-9]*\) host key files.*/\1/p' "$log")
+	a=$(sed -n 's/^after: \([0-9]*\) host key files, machine-id \([0-9a-z]*\) bytes$/\1 \2/p' "$log")
+	if [ "${b:-0}" -gt 0 ] && [ "$a" = "0 0" ]; then
+		check golden-stamped PASS "image before harden stamp: $b host key files; after: none, machine-id empty ($(tr '\n' '|' <"$log"))"
+	else
+		check golden-stamped FAIL "$(tr '\n' '|' <"$log" 2>&1)"
+	fi
+	id=$(cat /etc/machine-id)
+	if [[ $id =~ ^[0-9a-f]{32}$ ]]; then
+		check golden-machine-id PASS "machine-id=$id made at this boot (not a first boot: sshd-keygen.service $(systemctl show -P ConditionResult sshd-keygen.service 2>/dev/null || echo absent))"
+	else
+		check golden-machine-id FAIL "/etc/machine-id: '$id'"
+	fi
+	start_decoy_listener
+	host probe expect-ssh=open
+	# The keys: made by harden's sshd step (its change record), before it wrote and proved its
+	# configuration, and before sshd started (the probe above started it).
+	journalctl -b -o json "MESSAGE_ID=$POLICY_CHANGE_ID" HARDEN_STEP=sshd >"$RESULTS/sshd-changes.json" 2>/dev/null
+	keys_at=$(jq -r 'select(.HARDEN_OBJECT == "/etc/ssh/ssh_host_*_key") | .__MONOTONIC_TIMESTAMP' "$RESULTS/sshd-changes.json" | head -1)
+	conf_at=$(jq -r 'select(.HARDEN_OBJECT | test("sshd_config")) | .__MONOTONIC_TIMESTAMP' "$RESULTS/sshd-changes.json" | head -1)
+	sshd_at=$(prop ssh.service ExecMainStartTimestampMonotonic)
+	[ "${sshd_at:-0}" = 0 ] && sshd_at=$(prop sshd.service ExecMainStartTimestampMonotonic)
+	fp=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null | awk '{ print $2 }')
+	if [ -n "$keys_at" ] && [ -n "$conf_at" ] && [ "$keys_at" -lt "$conf_at" ] && [ "${sshd_at:-0}" -gt "$keys_at" ] && [ -n "$fp" ]; then
+		check golden-host-keys PASS "fingerprint=$fp; keys made by harden at $(usec_ms "$keys_at") ms, its sshd config at $(usec_ms "$conf_at") ms, sshd started at $(usec_ms "$sshd_at") ms"
+	else
+		check golden-host-keys FAIL "keys record at ${keys_at:-none}, config record at ${conf_at:-none}, sshd started at ${sshd_at:-never}, fingerprint ${fp:-none}: $(jq -r .HARDEN_OBJECT "$RESULTS/sshd-changes.json" | tr '\n' ' ')"
+	fi
+	host hostkey "fp=$fp"
 	;;
 *)
 	check scenario FAIL "unknown scenario $scenario boot $boot"

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -296,4 +297,69 @@ func TestPrivEscRealBookwormFailedAuthentication(t *testing.T) {
 	assert.Equal(t, "/usr/bin/su", alerts[0].Attrs["exe"])
 	assert.Equal(t, "root", alerts[0].Attrs["acct"])
 	assert.Equal(t, "/usr/bin/sudo", alerts[1].Attrs["exe"])
+}
+
+// Records auditd 4.1.2 wrote in the integration suite's Ubuntu 26.04 VM (OpenSSH 10.2p1,
+// Ubuntu's build) for the same burst: the authentication now runs in sshd-auth, but the
+// records come from the per-connection /usr/lib/openssh/sshd-session, one pid per
+// connection; an unknown user's connection logs USER_LOGIN twice. 7 connections, 17 records.
+func TestSSHRealResoluteRecordsCountConnections(t *testing.T) {
+	recs := loadRecords(t, "ssh-resolute-vm-burst.log")
+	require.Len(t, recs, 17)
+	alerts := replay(t, newRules(3, 10*time.Minute), recs)
+	require.Len(t, alerts, 1, "one alert per source per window")
+	a := alerts[0]
+	assert.Equal(t, KindSSHFailures, a.Kind)
+	assert.Equal(t, "10.0.2.2", a.Attrs["addr"])
+	assert.Equal(t, "4", a.Attrs["count"], "the 4th connection crosses threshold 3")
+	assert.Equal(t, "(invalid user),root", a.Attrs["users"])
+	assert.Equal(t, "/usr/lib/openssh/sshd-session", a.Attrs["exe"])
+	alerts = replay(t, newRules(6, 10*time.Minute), recs)
+	require.Len(t, alerts, 1)
+	assert.Equal(t, "7", alerts[0].Attrs["count"])
+	assert.Empty(t, replay(t, newRules(7, 10*time.Minute), recs), "7 connections, not 17 records")
+}
+
+// Real records from the Ubuntu 26.04 VM (integration TestBaked), sudo being sudo-rs
+// (/usr/lib/cargo/bin/sudo, behind the /usr/bin/sudo alternatives link): as nobody,
+// `su root` with a wrong password; as nobody, `sudo -S -u root true`, which sudo-rs refuses
+// before PAM because the policy does not allow nobody (no USER_* record: only the exec of
+// the setuid sudo, key priv_esc); as harden-sudoer (group sudo), the same with a wrong
+// password: two USER_AUTH res=failed from sudo-rs's PAM conversation. sudo-rs writes no
+// USER_CMD record. Every exec and every failed authentication is an alert.
+func TestPrivEscRealResoluteSudoRsAndSu(t *testing.T) {
+	recs := loadRecords(t, "priv-esc-resolute-vm.log")
+	require.Len(t, recs, 24)
+	alerts := replay(t, newRules(3, 10*time.Minute), recs)
+	require.Len(t, alerts, 6)
+	// The assembler hands on single-record USER_* events at once and syscall events once
+	// complete: in the order of the events they come from, by serial.
+	serial := func(a *Alert) int {
+		_, n, _ := strings.Cut(a.Attrs["event"], ":")
+		i, _ := strconv.Atoi(n)
+		return i
+	}
+	sort.Slice(alerts, func(i, j int) bool { return serial(alerts[i]) < serial(alerts[j]) })
+	type seen struct {
+		sev                 Severity
+		exe, result, record string
+	}
+	var got []seen
+	for _, a := range alerts {
+		assert.Equal(t, KindPrivEsc, a.Kind)
+		got = append(got, seen{a.Severity, a.Attrs["exe"], a.Attrs["result"], a.Attrs["record"]})
+	}
+	assert.Equal(t, []seen{
+		{Warning, "/usr/bin/su", "success", ""},                      // nobody execs su (setuid)
+		{Critical, "/usr/bin/su", "failed", "USER_AUTH"},             // su: wrong password
+		{Warning, "/usr/lib/cargo/bin/sudo", "success", ""},          // nobody execs sudo-rs: refused before PAM, no other trace
+		{Warning, "/usr/lib/cargo/bin/sudo", "success", ""},          // harden-sudoer execs sudo-rs
+		{Critical, "/usr/lib/cargo/bin/sudo", "failed", "USER_AUTH"}, // sudo-rs: wrong password
+		{Critical, "/usr/lib/cargo/bin/sudo", "failed", "USER_AUTH"}, // sudo-rs asks again
+	}, got)
+	assert.Equal(t, "sudo -S -u root true", alerts[2].Attrs["command"])
+	assert.Equal(t, "65534", alerts[2].Attrs["uid"])
+	assert.Equal(t, "harden-sudoer", alerts[4].Attrs["acct"])
+	assert.Equal(t, "1000", alerts[4].Attrs["uid"])
+	assert.Contains(t, alerts[4].Summary, "ran sudo as harden-sudoer")
 }

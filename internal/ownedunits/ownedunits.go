@@ -7,6 +7,7 @@ package ownedunits
 
 import (
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -27,9 +28,34 @@ var SSHD = []string{
 	"sshd-extra.socket", "sshd-extra@.service", "sshd-generated@.service",
 }
 
+// Audit is auditd 4's rule loader (Ubuntu 26.04): audit-rules.service runs augenrules
+// --load over the rules.d the audit step writes, at every boot. Masked, auditd starts with
+// no rules until harden.service runs. auditd.service itself is not here: the services step
+// keeps it running when the policy has audit rules.
+var Audit = []string{"audit-rules.service"}
+
+// ClamAV are the units of ClamAV's packages: the clamav step configures them and decides
+// which run (the scanner, its socket, on-access scanning, signature updates).
+var ClamAV = []string{
+	"clamav-daemon.service", "clamav-daemon.socket", "clamav-clamonacc.service",
+	"clamav-freshclam.service", "clamav-freshclam-once.service", "clamav-freshclam-once.timer",
+}
+
 // byStep maps a step name to the units it owns. A step that owns units adds its list here.
 var byStep = map[string][]string{
-	"sshd": SSHD,
+	"sshd":   SSHD,
+	"audit":  Audit,
+	"clamav": ClamAV,
+}
+
+// Steps returns the steps that own units, sorted.
+func Steps() []string {
+	out := make([]string, 0, len(byStep))
+	for s := range byStep {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Of returns the units a step owns (nil for a step that owns none).

@@ -12,8 +12,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/auditrule"
@@ -44,6 +48,9 @@ type Step struct {
 	// stat looks at the filesystem the kernel resolves rule paths in (the real one, not
 	// env.Root: audit watches are the kernel's, whatever root harden writes files under).
 	stat func(string) (fs.FileInfo, error)
+	// resolve follows symlinks in that filesystem (exec watches go to the program a link
+	// runs); nil follows none.
+	resolve func(string) (string, error)
 	// adds maps the rule-add changes of the last plan to their rules (see Apply).
 	adds map[*engine.Change]*auditrule.Rule
 }
@@ -52,7 +59,9 @@ type Step struct {
 // `--only firewall` never touches audit) with locking allowed: the step sets enabled 2
 // only when the policy says immutable. With client nil and a root other than /, the
 // kernel is not touched at all (see offlinePlan).
-func New(client Client) *Step { return &Step{client: client, stat: os.Stat} }
+func New(client Client) *Step {
+	return &Step{client: client, stat: os.Stat, resolve: filepath.EvalSymlinks}
+}
 
 // Name implements engine.Step.
 func (*Step) Name() string { return "audit" }
@@ -87,13 +96,22 @@ type kernelState struct {
 
 // Plan implements engine.Step. It only reads.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
-	want, err := wantState(env.Policy.Audit, s.stat)
+	offline := s.client == nil && env.Root.Dir() != "/"
+	stat, resolve := s.stat, s.resolve
+	if offline {
+		// The rules are for the machine the tree will boot, which resolves watched paths in
+		// the tree: a watch whose parent exists on the build host but not in the image would
+		// make auditctl -R (audit-rules.service) stop at that line on the image's first boot.
+		stat = env.Root.Stat
+		resolve = func(p string) (string, error) { return resolveInRoot(env.Root.Dir(), p) }
+	}
+	want, err := wantStateOn(env.Policy.Audit, withOwnDirs(stat), resolve)
 	if err != nil {
 		return nil, err
 	}
 	p := &engine.Plan{Findings: want.findings}
 	s.adds = map[*engine.Change]*auditrule.Rule{}
-	if s.client == nil && env.Root.Dir() != "/" {
+	if offline {
 		return s.offlinePlan(env, want, p)
 	}
 	have, err := s.readKernel(ctx, env)
@@ -129,6 +147,60 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	return p, nil
 }
+
+// withOwnDirs reports the directories the step's own files live in (RulesDir and its
+// parents) as directories even before the step has written them: the baseline watches /etc/audit as a tree, and judging
+// it by a disk where auditd's package has not made it yet would turn the watch into a path
+// watch now and a tree watch once harden.rules is written (a plan that never converges).
+func withOwnDirs(stat func(string) (fs.FileInfo, error)) func(string) (fs.FileInfo, error) {
+	return func(p string) (fs.FileInfo, error) {
+		if p == RulesDir || strings.HasPrefix(RulesDir, p+"/") {
+			if fi, err := stat(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+				return fi, err
+			}
+			return ownDir(path.Base(p)), nil
+		}
+		return stat(p)
+	}
+}
+
+// resolveInRoot follows the symlinks of p (a machine path) inside the tree at root: an
+// absolute link target is the tree's, never the build host's. It returns the machine path.
+func resolveInRoot(root, p string) (string, error) {
+	parts := strings.Split(strings.Trim(path.Clean(p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0; {
+		next := path.Join(cur, parts[0])
+		parts = parts[1:]
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EINVAL) {
+				cur = next // missing (the rest is as written) or not a link
+				continue
+			}
+			return "", err
+		}
+		if hops++; hops > 40 {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(cur, target)
+		}
+		parts = append(strings.Split(strings.Trim(path.Clean(target), "/"), "/"), parts...)
+		cur = "/"
+	}
+	return cur, nil
+}
+
+// ownDir is the FileInfo of a directory the step will create.
+type ownDir string
+
+func (d ownDir) Name() string     { return string(d) }
+func (ownDir) Size() int64        { return 0 }
+func (ownDir) Mode() fs.FileMode  { return fs.ModeDir | 0o755 }
+func (ownDir) ModTime() time.Time { return time.Time{} }
+func (ownDir) IsDir() bool        { return true }
+func (ownDir) Sys() any           { return nil }
 
 // offlinePlan is the plan under --root (an image being prepared, a test): the kernel
 // belongs to the machine running harden, not to the tree under the root, so only the files

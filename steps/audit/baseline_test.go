@@ -3,6 +3,7 @@ package audit
 import (
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -146,4 +147,64 @@ func TestPolicyRulesAfterBaselineInKernelOrderWithoutDuplicates(t *testing.T) {
 	assert.Equal(t, 1, n)
 	require.NotEmpty(t, d.findings)
 	assert.Equal(t, "audit.duplicate-rule", d.findings[len(d.findings)-1].ID)
+}
+
+// Ubuntu 26.04 with sudo-rs: /usr/bin/sudo and /usr/bin/sudoedit are alternatives links to
+// /usr/lib/cargo/bin/sudo. A watch on a link never fires on exec (the kernel compares the
+// link's inode, exec runs the target's), so the exec watches go to the target, once.
+func TestExecWatchesFollowLinksOnce(t *testing.T) {
+	links := map[string]string{"/usr/bin/sudo": "/usr/lib/cargo/bin/sudo", "/usr/bin/sudoedit": "/usr/lib/cargo/bin/sudo",
+		"/etc/localtime": "/usr/share/zoneinfo/Etc/UTC"} // a write watch: stays on the link
+	resolve := func(p string) (string, error) {
+		if to, ok := links[p]; ok {
+			return to, nil
+		}
+		return p, nil
+	}
+	d, err := wantStateOn(baselinePolicy(), allDirs, resolve)
+	require.NoError(t, err)
+	var cargo []wantRule
+	all := ""
+	for _, w := range d.rules {
+		all += w.rule.FileText() + "\n"
+		if strings.Contains(w.rule.FileText(), "/usr/lib/cargo/bin/sudo") {
+			cargo = append(cargo, w)
+		}
+	}
+	require.Len(t, cargo, 1, "sudo and sudoedit: one program, one rule")
+	assert.Equal(t, "-a always,exit -F path=/usr/lib/cargo/bin/sudo -F perm=x -F auid>=1000 -F auid!=-1 -F key=priv_cmd", cargo[0].rule.FileText())
+	assert.Contains(t, cargo[0].reason, "/usr/bin/sudo runs /usr/lib/cargo/bin/sudo")
+	assert.NotContains(t, all, "path=/usr/bin/sudo ")
+	assert.NotContains(t, all, "path=/usr/bin/sudoedit ")
+	assert.Contains(t, all, "-F path=/usr/bin/su -F perm=x", "not a link: as written")
+	assert.Contains(t, all, "-F path=/etc/localtime -F perm=wa", "write watches stay on the link")
+	for _, f := range d.findings {
+		assert.NotEqual(t, "audit.duplicate-rule", f.ID)
+	}
+}
+
+// Under --root the links are the tree's: an absolute target is followed inside the tree.
+func TestResolveInRoot(t *testing.T) {
+	root := t.TempDir()
+	mk := func(p string) { require.NoError(t, os.MkdirAll(filepath.Join(root, p), 0o755)) }
+	ln := func(target, p string) { require.NoError(t, os.Symlink(target, filepath.Join(root, p))) }
+	mk("/usr/lib/cargo/bin")
+	mk("/etc/alternatives")
+	mk("/usr/bin")
+	require.NoError(t, os.WriteFile(filepath.Join(root, "/usr/lib/cargo/bin/sudo"), nil, 0o755))
+	ln("/usr/lib/cargo/bin/sudo", "/etc/alternatives/sudo")
+	ln("/etc/alternatives/sudo", "/usr/bin/sudo")
+	ln("../lib/cargo/bin/sudo", "/usr/bin/sudoedit")
+	ln("/usr/bin/loop2", "/usr/bin/loop1")
+	ln("/usr/bin/loop1", "/usr/bin/loop2")
+	for in, want := range map[string]string{
+		"/usr/bin/sudo": "/usr/lib/cargo/bin/sudo", "/usr/bin/sudoedit": "/usr/lib/cargo/bin/sudo",
+		"/usr/lib/cargo/bin/sudo": "/usr/lib/cargo/bin/sudo", "/usr/bin/missing": "/usr/bin/missing",
+	} {
+		got, err := resolveInRoot(root, in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := resolveInRoot(root, "/usr/bin/loop1")
+	assert.ErrorContains(t, err, "too many levels")
 }

@@ -38,6 +38,12 @@ var failureModes = map[string]uint32{
 // wantState reads the policy (and the baseline) into the desired state. stat looks at the
 // filesystem the kernel sees, which decides how a watched directory is watched.
 func wantState(a policy.Audit, stat func(string) (fs.FileInfo, error)) (*desired, error) {
+	return wantStateOn(a, stat, nil)
+}
+
+// wantStateOn is wantState with resolve, which follows symlinks on the machine the rules are
+// for (nil: none are followed; see execLinkTarget).
+func wantStateOn(a policy.Audit, stat func(string) (fs.FileInfo, error), resolve func(string) (string, error)) (*desired, error) {
 	d := &desired{
 		backlog:   uint32(a.BacklogLimit),
 		rateLimit: uint32(a.RateLimit),
@@ -58,7 +64,7 @@ func wantState(a policy.Audit, stat func(string) (fs.FileInfo, error)) (*desired
 	}}
 	var all []wantRule
 	if a.Baseline {
-		rules, findings, err := baselineRules(parser, stat)
+		rules, findings, err := baselineRules(parser, stat, resolve)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +85,12 @@ func wantState(a policy.Audit, stat func(string) (fs.FileInfo, error)) (*desired
 // is watched as a path (its creation is seen), as auditctl -w does; a watch whose parent
 // directory is missing cannot be loaded (the kernel says ENOENT) and is left out with a
 // finding, so one absent package does not stop the rest of the baseline.
-func baselineRules(parser *auditrule.Parser, stat func(string) (fs.FileInfo, error)) ([]wantRule, []*engine.Finding, error) {
+//
+// A program watched for execution (path= with perm=x) that is a symlink here is watched at
+// its target: the kernel matches a watch by inode, the symlink's own, while exec runs the
+// target's, so a watch on the link never fires. Ubuntu 26.04's /usr/bin/sudo is such a
+// link (alternatives: /usr/lib/cargo/bin/sudo, sudo-rs).
+func baselineRules(parser *auditrule.Parser, stat func(string) (fs.FileInfo, error), resolve func(string) (string, error)) ([]wantRule, []*engine.Finding, error) {
 	file, err := parser.ParseString("assets/audit/baseline.rules", string(assets.AuditBaseline))
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded baseline: %w", err)
@@ -89,7 +100,16 @@ func baselineRules(parser *auditrule.Parser, stat func(string) (fs.FileInfo, err
 	}
 	var out []wantRule
 	var findings []*engine.Finding
+	seen := map[string]bool{}
 	for _, r := range file.Rules {
+		reason := fmt.Sprintf("audit.baseline (line %d)", r.Line)
+		if link, target := execLinkTarget(r, resolve); target != "" {
+			reason = fmt.Sprintf("audit.baseline (line %d: %s runs %s)", r.Line, link, target)
+			if seen[r.Key()] {
+				continue // sudoedit and sudo are one program under sudo-rs: one rule
+			}
+		}
+		seen[r.Key()] = true
 		missing := watchParentMissing(r, stat)
 		if missing != "" {
 			findings = append(findings, &engine.Finding{
@@ -99,9 +119,37 @@ func baselineRules(parser *auditrule.Parser, stat func(string) (fs.FileInfo, err
 			})
 			continue
 		}
-		out = append(out, wantRule{rule: r, reason: fmt.Sprintf("audit.baseline (line %d)", r.Line)})
+		out = append(out, wantRule{rule: r, reason: reason})
 	}
 	return out, findings, nil
+}
+
+// execLinkTarget points an exec watch (path= with perm=x and nothing else) whose path is a
+// symlink at the program it runs, and returns both; "" when the rule is no such watch or
+// the path is no link.
+func execLinkTarget(r *auditrule.Rule, resolve func(string) (string, error)) (string, string) {
+	if resolve == nil {
+		return "", ""
+	}
+	watch := -1
+	for i, f := range r.Fields {
+		switch {
+		case f.Type == auditrule.FieldWatch:
+			watch = i
+		case f.Type == auditrule.FieldPerm && f.Value != auditrule.PermExec:
+			return "", ""
+		}
+	}
+	if watch < 0 {
+		return "", ""
+	}
+	link := r.Fields[watch].Str
+	target, err := resolve(link)
+	if err != nil || target == link {
+		return "", ""
+	}
+	r.Fields[watch].Str = target
+	return link, target
 }
 
 // watchParentMissing turns a dir= field whose directory is absent into path=, and returns

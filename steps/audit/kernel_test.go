@@ -9,11 +9,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
@@ -118,7 +120,8 @@ func TestKernelAuditctlLoadsTheSameRulesFromHardenRules(t *testing.T) {
 // After apply, what augenrules builds from the step's rules.d (a private mount namespace
 // puts the test root's /etc/audit in place of the host's) is the step's audit.rules
 // (`augenrules --check`: no change), and `auditctl -D; augenrules --load` yields the same
-// kernel list.
+// kernel list and status. That is the boot of auditd 4 (Ubuntu 26.04): audit-rules.service
+// loads the files before harden.service runs, and harden then has nothing left to change.
 func TestKernelAugenrulesLoadsTheSameList(t *testing.T) {
 	needTool(t, "auditctl", "augenrules", "unshare", "mount")
 	conn := hostaudit.Lock(t)
@@ -133,6 +136,7 @@ func TestKernelAugenrulesLoadsTheSameList(t *testing.T) {
 mount --bind "$1" /etc/audit
 augenrules --check
 auditctl -D >/dev/null
+auditctl -b 320 -f 0 -r 5 --backlog_wait_time 1000 >/dev/null
 augenrules --load >/dev/null
 `
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", etcAudit)
@@ -143,6 +147,9 @@ augenrules --load >/dev/null
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "No change", "augenrules would build the audit.rules the step wrote")
 	assert.Equal(t, ours, rawRules(t, conn), "augenrules --load yields the step's kernel list")
+	p2, err := kernelStep(conn).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Empty(t, p2.Changes, "after augenrules --load, harden has nothing to change")
 }
 
 // Dry-run touches neither the kernel's rules and status nor the root tree.
@@ -214,4 +221,54 @@ func TestKernelStepLoadsWhatAuditctlLoadsForTheSameLines(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
 	auditctl(t, "-R", file)
 	assert.Equal(t, ours, rawRules(t, conn))
+}
+
+// Why exec watches follow links (baselineRules): the kernel matches a path= watch by the
+// inode the path named when the rule was loaded, the link's own, while exec runs the
+// target's. Running a program through a link fires a watch on the target, never one on the
+// link. (Ubuntu 26.04's /usr/bin/sudo is such a link.)
+func TestKernelExecWatchOnALinkNeverFires(t *testing.T) {
+	needTool(t, "auditctl")
+	conn := hostaudit.Lock(t)
+	ctx := context.Background()
+	require.NoError(t, conn.DeleteAllRules(ctx))
+	require.NoError(t, conn.SetStatus(ctx, auditnl.StatusUpdate{Enabled: auditnl.Uint32(1), BacklogLimit: auditnl.Uint32(8192), RateLimit: auditnl.Uint32(0)}))
+	dir := t.TempDir()
+	b, err := os.ReadFile("/bin/true")
+	require.NoError(t, err)
+	real, link := filepath.Join(dir, "real-true"), filepath.Join(dir, "link-true")
+	require.NoError(t, os.WriteFile(real, b, 0o755))
+	require.NoError(t, os.Symlink(real, link))
+	auditctl(t, "-a", "always,exit", "-F", "path="+link, "-F", "perm=x", "-k", "harden-test-link")
+	auditctl(t, "-a", "always,exit", "-F", "path="+real, "-F", "perm=x", "-k", "harden-test-target")
+
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	r, err := auditnl.NewReader(rctx)
+	require.NoError(t, err)
+	defer r.Close()
+	for range 3 {
+		require.NoError(t, exec.Command(link).Run())
+	}
+	// The last one runs the target directly: when its record arrives, the three before it
+	// have arrived too (the kernel emits them in order).
+	require.NoError(t, exec.Command(real, "--harden-test-end").Run())
+	keys := map[string]int{}
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, auditnl.ErrOverrun) {
+			continue
+		}
+		require.NoError(t, err)
+		for _, k := range []string{"harden-test-link", "harden-test-target"} {
+			if bytes.Contains(rec.Data, []byte(`key="`+k+`"`)) {
+				keys[k]++
+			}
+		}
+		if bytes.Contains(rec.Data, []byte("2D2D68617264656E2D746573742D656E64")) || bytes.Contains(rec.Data, []byte("--harden-test-end")) {
+			break
+		}
+	}
+	assert.Equal(t, 4, keys["harden-test-target"], "every exec through the link and the direct one")
+	assert.Zero(t, keys["harden-test-link"], "a watch on the link never fires")
 }

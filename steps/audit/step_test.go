@@ -231,6 +231,32 @@ func TestOtherRootLeavesTheKernelAlone(t *testing.T) {
 	assert.Equal(t, "audit.kernel-skipped", p.Findings[len(p.Findings)-1].ID)
 }
 
+// Under --root the watched paths are judged in the tree, not on the build host: the rules
+// file is what the image's audit-rules.service loads at its first boot, and auditctl -R
+// stops at the first watch whose parent directory does not exist there.
+func TestOtherRootJudgesWatchesInTheTree(t *testing.T) {
+	env := enginetest.Env(t, testPolicy(true), nil)
+	enginetest.WriteFile(t, env, "/etc/passwd", "root:x:0:0::/root:/bin/sh\n") // the tree has /etc, not /var/spool
+	s := New(nil)
+	s.stat = allDirs // what the build host would say: everything exists
+	enginetest.Converges(t, env, s)
+	rules, err := os.ReadFile(env.Root.Path(RulesFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(rules), "-F path=/etc/passwd ")
+	assert.NotContains(t, string(rules), "/var/spool/cron", "its parent is not in the tree")
+	assert.Contains(t, string(rules), "-F path=/etc/sudoers.d ", "a missing directory under /etc is watched as a path")
+
+	p, err := s.Plan(context.Background(), env)
+	require.NoError(t, err)
+	var skipped []string
+	for _, f := range p.Findings {
+		if f.ID == "audit.watch-skipped" {
+			skipped = append(skipped, f.Object)
+		}
+	}
+	assert.Contains(t, skipped, "audit rule -w /var/spool/cron -p wa -k cron")
+}
+
 // With HARDEN_REFUSE_AUDIT_LOCK=1 (make test, CI) the kernel client may not lock; the
 // refusal itself is tested in auditnl without touching the kernel.
 func TestGuardEnvForbidsTheLock(t *testing.T) {

@@ -46,6 +46,9 @@ type Options struct {
 	// so the app never waits for the network); the step configures and judges the
 	// signatures but never runs freshclam itself.
 	UpdateElsewhere bool
+	// Offline: harden works on a directory tree (--root), not on this machine: files are
+	// written, nothing is loaded into this machine's kernel (clamd's AppArmor profile).
+	Offline bool
 }
 
 // Step is the clamav step.
@@ -92,6 +95,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 			return nil, err
 		}
 		if err := planClamdTempDir(env, p, clamdUser(clamd)); err != nil {
+			return nil, err
+		}
+		if err := s.planAppArmor(env, p, env.Policy.ClamAV.OnAccessPaths); err != nil {
 			return nil, err
 		}
 	}

@@ -73,9 +73,16 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		p.Find(&engine.Finding{ID: "firewall.private-ip-invalid", Severity: engine.Warning,
 			Object: "FLY_PRIVATE_IP", Message: warning, Reason: "firewall.private_networks"})
 	}
-	have, err := s.read()
+	have, ufwOn, err := s.read()
 	if err != nil {
 		return nil, err
+	}
+	ufw, err := readUFW(env.Root, ufwOn)
+	if err != nil {
+		return nil, err
+	}
+	if f := ufwFinding(ufw, env.Policy.Firewall); f != nil {
+		p.Find(f)
 	}
 	// The cheap comparison first: a converged table is equal element for element, and
 	// rendering 10,000 set elements twice only to find the texts equal cost ~10 ms.
@@ -162,13 +169,20 @@ func interfaceAddrs(netns string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-func (s *Step) read() (*nft.Ruleset, error) {
+// read returns harden's table as the kernel has it, and whether ufw's chains are loaded
+// next to it (see ufw.go).
+func (s *Step) read() (*nft.Ruleset, bool, error) {
 	c, err := nft.Open(s.opts.NetNS)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer c.Close()
-	return nft.Read(c, TableName, Family)
+	rs, err := nft.Read(c, TableName, Family)
+	if err != nil {
+		return nil, false, err
+	}
+	ufw, err := ufwLoaded(c)
+	return rs, ufw, err
 }
 
 // replace opens a fresh connection for every attempt: google/nftables keeps a marshalling

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/harden-dev/harden/internal/engine"
 )
@@ -33,68 +32,65 @@ func (*Step) Plan(_ context.Context, env *engine.Env) (*engine.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	checkRelease(p, env, rel)
+	if err := checkRelease(p, env, rel); err != nil {
+		return nil, err
+	}
 	checkImage(p, env)
 	return p, nil
 }
 
 // checkRelease compares os-release with os.id and os.min_version.
-func checkRelease(p *engine.Plan, env *engine.Env, rel map[string]string) {
+func checkRelease(p *engine.Plan, env *engine.Env, rel map[string]string) error {
 	want := env.Policy.OS
 	if rel == nil {
 		p.Find(&engine.Finding{ID: "os.release-unknown", Severity: engine.Critical, Object: "/etc/os-release",
 			Message: "no os-release file: the OS cannot be identified", Reason: "os.id"})
-		return
+		return nil
 	}
 	id, ver := rel["ID"], rel["VERSION_ID"]
 	if want.ID != "" && id != want.ID {
 		p.Find(&engine.Finding{ID: "os.id-mismatch", Severity: engine.Critical, Object: "/etc/os-release",
 			Message: fmt.Sprintf("OS is %q (%s), policy requires %q", id, rel["PRETTY_NAME"], want.ID), Reason: "os.id"})
-		return
+		return nil
 	}
-	min, why := minVersion(want.MinVersion, id, env.Now())
+	min, why, err := minVersion(want.MinVersion, id, env, p)
+	if err != nil {
+		return err
+	}
 	if min == "" {
 		if want.MinVersion != "" {
 			p.Find(&engine.Finding{ID: "os.release-unknown", Severity: engine.Warning, Object: "/etc/os-release",
 				Message: fmt.Sprintf("cannot judge %s %s against %q: %s", id, ver, want.MinVersion, why), Reason: "os.min_version"})
 		}
-		return
+		return nil
 	}
 	if compareVersions(ver, min) < 0 {
 		p.Find(&engine.Finding{ID: "os.version-too-old", Severity: engine.Critical, Object: "/etc/os-release",
 			Message: fmt.Sprintf("%s %s is older than %s (%s)", id, ver, min, why), Reason: "os.min_version"})
 	}
+	return nil
 }
 
-// UbuntuLTS lists Ubuntu LTS releases with their release dates. "latest-lts" means the newest
-// one released by today. Add each new LTS here when it is announced.
-var UbuntuLTS = []struct {
-	Version  string
-	Released time.Time
-}{
-	{"20.04", date(2020, 4, 23)},
-	{"22.04", date(2022, 4, 21)},
-	{"24.04", date(2024, 4, 25)},
-	{"26.04", date(2026, 4, 23)},
-}
-
-func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
-
-// minVersion resolves os.min_version to a version, with a short explanation.
-func minVersion(spec, id string, now time.Time) (string, string) {
+// minVersion resolves os.min_version to a version, with a short explanation. latest-lts
+// reads the machine's release data (and reports on the built-in list) only when asked.
+func minVersion(spec, id string, env *engine.Env, p *engine.Plan) (string, string, error) {
 	if spec != "latest-lts" {
-		return spec, "os.min_version " + spec
+		return spec, "os.min_version " + spec, nil
 	}
 	if id != "ubuntu" {
-		return "", "latest-lts is only known for ubuntu"
+		return "", "latest-lts is only known for ubuntu", nil
 	}
-	latest := ""
-	for _, r := range UbuntuLTS {
-		if !r.Released.After(now) {
-			latest = r.Version
-		}
+	rel, err := loadReleases(env, p)
+	if err != nil {
+		return "", "", err
 	}
-	return latest, "the latest LTS on " + now.Format("2006-01-02") + " is " + latest
+	rel.checkTable(p)
+	now := env.Now()
+	latest, from := rel.latestLTS(now)
+	if latest == "" {
+		return "", "no LTS release before " + now.Format("2006-01-02") + " is known", nil
+	}
+	return latest, "the latest LTS on " + now.Format("2006-01-02") + " is " + latest + ", by " + from, nil
 }
 
 // compareVersions compares dotted numeric versions ("24.04" < "26.04", "12" < "12.1").

@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/harden-dev/harden/internal/ownedunits"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -39,7 +40,7 @@ var hardenUnits = []want{
 }
 
 // desired is the allowlist: the policy's services.allow, the units other
-// steps of the same policy need, and the trigger units (socket, path, timer)
+// steps of the same policy need or manage themselves, and the trigger units (socket, path, timer)
 // that only activate an allowed unit. Keyed by unit name; the first rule for
 // a name wins, so an explicit services.allow entry beats a derived one.
 func desired(p *policy.Policy) (map[string]want, []string) {
@@ -69,6 +70,13 @@ func desired(p *policy.Policy) (map[string]want, []string) {
 	for _, w := range hardenUnits {
 		w.Reason, w.Optional = "harden's own unit", true
 		add(w)
+	}
+	// Units another step manages itself (ownedunits): never masked as "not listed", and
+	// unmasked if an older harden masked them. Their state is the owning step's business.
+	for _, step := range ownedunits.Steps() {
+		for _, u := range ownedunits.Of(step) {
+			add(want{Name: u, Ensure: EnsureAllowed, Why: "managed by the " + step + " step", Reason: "managed by the " + step + " step"})
+		}
 	}
 	// Triggers of an allowed unit: ssh.socket for ssh.service (Ubuntu starts
 	// sshd through it), clamav-daemon.socket, the service a timer runs. They

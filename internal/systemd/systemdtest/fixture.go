@@ -31,6 +31,18 @@ func DebianServer(t testing.TB) []UnitSpec {
 	return specs
 }
 
+// UbuntuServer is the unit list of the integration suite's Ubuntu 26.04 server image after
+// boot, before harden changed any unit (testdata/README.md): socket-activated ssh.socket,
+// auditd 4's audit-rules.service, sshd-keygen.service, ufw, cloud-init's units.
+func UbuntuServer(t testing.TB) []UnitSpec {
+	t.Helper()
+	specs, err := LoadFixture("ubuntu2604")
+	if err != nil {
+		t.Fatalf("systemdtest: %v", err)
+	}
+	return specs
+}
+
 // LoadFixture loads testdata/NAME-unit-files.txt, NAME-runtime-unit-files.txt
 // (optional) and NAME-units.txt.
 func LoadFixture(name string) ([]UnitSpec, error) {
