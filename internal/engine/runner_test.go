@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -266,6 +267,18 @@ func TestMetricsAndSavedReport(t *testing.T) {
 	assert.Contains(t, string(js), `"dry_run": true`)
 	_, err = env.Root.Stat(env.Policy.Run.Report)
 	assert.Error(t, err, "a dry-run never overwrites the last apply's report")
+	fi, err := env.Root.Stat(strings.Replace(env.Policy.Run.Report, ".json", "-dryrun.json", 1))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "the report (it holds the audit diff) is not world-readable")
+
+	// An older, world-readable report is tightened by the next save.
+	require.NoError(t, env.Root.WriteState(env.Policy.Run.Report, []byte("{}"), 0o644))
+	rep, err = r.Run(context.Background(), env, engine.Options{})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, rep))
+	fi, err = env.Root.Stat(env.Policy.Run.Report)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
 }
 
 func TestLockIsExclusiveForApplyAndSharedForDryRun(t *testing.T) {

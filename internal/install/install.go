@@ -16,9 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -133,7 +131,11 @@ func Run(ctx context.Context, opts Options) ([]Change, error) {
 	changes = append(changes, tmpfiles...)
 	if len(tmpfiles) > 0 && !opts.DryRun && opts.Tmpfiles != nil {
 		// Now, not only at the next boot: harden watch may start right after install.
-		if err := opts.Tmpfiles(ctx, opts.Root.Path(TmpfilesPath)); err != nil {
+		file, err := opts.Root.HostPath(TmpfilesPath)
+		if err == nil {
+			err = opts.Tmpfiles(ctx, file)
+		}
+		if err != nil {
 			return changes, fmt.Errorf("install: systemd-tmpfiles --create %s: %w", TmpfilesPath, err)
 		}
 	}
@@ -197,16 +199,18 @@ func writeUnit(opts Options, u Unit) ([]Change, error) {
 }
 
 func writeFile(opts Options, name string, data []byte) ([]Change, error) {
-	same, err := opts.Root.Same(name, data, 0o644)
-	if err != nil || same {
+	// harden's units and its tmpfiles.d file are harden's: root:root 0644, whoever owned
+	// them before.
+	d, err := opts.Root.Check(name, data, 0o644)
+	if err != nil || d.Same() {
 		return nil, err
 	}
 	action := "create"
-	if _, ok, _ := opts.Root.ReadFileIfExists(name); ok {
+	if d.Exists {
 		action = "update"
 	}
 	if !opts.DryRun {
-		if _, err := opts.Root.WriteFile(name, data, 0o644); err != nil {
+		if _, err := opts.Root.WriteOwned(name, data, 0o644); err != nil {
 			return nil, fmt.Errorf("install: %w", err)
 		}
 	}
@@ -219,11 +223,10 @@ func writeFile(opts Options, name string, data []byte) ([]Change, error) {
 func link(opts Options, dir, unit string, planOnly bool) ([]Change, error) {
 	name := path.Join(UnitDir, dir, unit)
 	want := path.Join(UnitDir, unit)
-	host := opts.Root.Path(name)
-	fi, err := os.Lstat(host)
+	fi, err := opts.Root.Lstat(name)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
-		if cur, _ := os.Readlink(host); cur == want {
+		if cur, _ := opts.Root.Readlink(name); cur == want {
 			return nil, nil
 		}
 	case err == nil:
@@ -234,17 +237,9 @@ func link(opts Options, dir, unit string, planOnly bool) ([]Change, error) {
 	if planOnly {
 		return []Change{{Object: name, Action: "link"}}, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-		return nil, err
-	}
-	// Atomic replace: a temporary link renamed over the old one.
-	tmp := host + ".harden-tmp"
-	_ = os.Remove(tmp)
-	if err := os.Symlink(want, tmp); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, host); err != nil {
-		_ = os.Remove(tmp)
+	// Atomic replace (a temporary link renamed over the old one), inside the root: a
+	// .wants directory that is a link in an image tree is followed in the tree.
+	if err := opts.Root.Symlink(want, name); err != nil {
 		return nil, err
 	}
 	return []Change{{Object: name, Action: "link"}}, nil

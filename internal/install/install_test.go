@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/internal/systemd/systemdtest"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // linkingSystemd stands in for systemd in the logic tests: Enable makes the links the image
@@ -284,4 +286,51 @@ func TestInstallOverRealDBus(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, changes, "second install: units the same, systemd reports no new links")
 	assert.Equal(t, 1, fake.Reloads())
+}
+
+// An image tree whose unit directory and .wants directory are absolute links (to where they
+// would be on the build host): install writes and links inside the tree, and the build host's
+// files are untouched. The same for stamp's files.
+func TestInstallAndStampStayInsideTheTree(t *testing.T) {
+	root := rootWithBinary(t)
+	host := t.TempDir() // stands for the build host's /etc/systemd/system and /etc/harden
+	require.NoError(t, os.WriteFile(filepath.Join(host, "harden.service"), []byte("host unit\n"), 0o644))
+	require.NoError(t, os.MkdirAll(root.Path("/etc/systemd"), 0o755))
+	require.NoError(t, os.Symlink(host, root.Path("/etc/systemd/system")))
+	require.NoError(t, os.Symlink(host, root.Path("/etc/harden")))
+	require.NoError(t, os.MkdirAll(root.Path("/var/lib"), 0o755))
+	require.NoError(t, os.Symlink(host, root.Path("/var/lib/clamav")))
+	require.NoError(t, os.WriteFile(filepath.Join(host, "freshclam.dat"), []byte("host state\n"), 0o644))
+	before := enginetest.TreeDigest(t, host)
+
+	_, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	_, err = Stamp(root, time.Now(), "img-1")
+	require.NoError(t, err)
+
+	assert.Equal(t, before, enginetest.TreeDigest(t, host), "install or stamp touched the build host")
+	unit, err := root.ReadFile("/etc/systemd/system/harden.service")
+	require.NoError(t, err)
+	assert.NotEqual(t, "host unit\n", string(unit))
+	_, err = os.Stat(filepath.Join(root.Dir(), host, "harden.service"))
+	assert.NoError(t, err, "the unit is in the tree, where the link leads inside it")
+}
+
+// harden's units are harden's: a unit someone else came to own is rewritten root:root 0644.
+func TestInstallTakesUnitsBack(t *testing.T) {
+	need.Root(t, "chown a file to another user")
+	root := rootWithBinary(t)
+	_, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	unit := root.Path("/etc/systemd/system/harden.service")
+	require.NoError(t, os.Chown(unit, 1000, 1000))
+	changes, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	assert.Equal(t, []Change{{Object: "/etc/systemd/system/harden.service", Action: "update"}}, changes)
+	fi, err := os.Stat(unit)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(0), fi.Sys().(*syscall.Stat_t).Uid)
+	changes, err = Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	assert.Empty(t, changes)
 }

@@ -476,8 +476,9 @@ func fileChanges(env *engine.Env, want *desired) ([]*engine.Change, error) {
 const rulesPerm = 0o640
 
 func fileChange(env *engine.Env, name, content string) (*engine.Change, error) {
-	same, err := env.Root.Same(name, []byte(content), rulesPerm)
-	if err != nil || same {
+	// harden owns these files: a rules file someone else came to own is taken back.
+	d, err := env.Root.Check(name, []byte(content), rulesPerm)
+	if err != nil || d.Same() {
 		return nil, err
 	}
 	old, exists, err := env.Root.ReadFileIfExists(name)
@@ -488,12 +489,17 @@ func fileChange(env *engine.Env, name, content string) (*engine.Change, error) {
 	if exists {
 		action = engine.ActionUpdate
 	}
-	return &engine.Change{
+	c := &engine.Change{
 		Object: name, Action: action, Diff: textdiff.Lines(string(old), content),
 		Reason: "audit.baseline, audit.rules",
 		Do: func(context.Context) error {
-			_, err := env.Root.WriteFile(name, []byte(content), rulesPerm)
+			_, err := env.Root.WriteOwned(name, []byte(content), rulesPerm)
 			return err
 		},
-	}, nil
+	}
+	if exists && !d.Content {
+		uid, gid := env.Root.Owner()
+		c.Before, c.After = d.String(), fmt.Sprintf("mode %04o, owner %d:%d", rulesPerm, uid, gid)
+	}
+	return c, nil
 }

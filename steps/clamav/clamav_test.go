@@ -278,6 +278,22 @@ func TestStampCleanup(t *testing.T) {
 	assert.Empty(t, removed)
 }
 
+// An image whose database directory is a link to the build host's: stamp removes the tree's
+// freshclam.dat (none there), never the build host's.
+func TestStampCleanupStaysInsideTheTree(t *testing.T) {
+	env, _ := testEnv(t, nil, nil)
+	host := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(host, "freshclam.dat"), []byte("host"), 0o644))
+	require.NoError(t, os.RemoveAll(env.Root.Path(DefaultDBDir)))
+	require.NoError(t, os.MkdirAll(env.Root.Path("/var/lib"), 0o755))
+	require.NoError(t, os.Symlink(host, env.Root.Path(DefaultDBDir)))
+	removed, err := StampCleanup(env.Root)
+	require.NoError(t, err)
+	assert.Empty(t, removed)
+	_, err = os.Stat(filepath.Join(host, "freshclam.dat"))
+	assert.NoError(t, err, "the build host's freshclam.dat was removed")
+}
+
 func enginetestTree(t *testing.T, env *engine.Env) string {
 	var names []string
 	require.NoError(t, filepath.Walk(env.Root.Dir(), func(p string, _ os.FileInfo, err error) error {

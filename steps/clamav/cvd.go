@@ -2,8 +2,10 @@ package clamav
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -74,15 +76,30 @@ func ReadHeader(hostPath string) (Header, error) {
 		return Header{}, err
 	}
 	defer f.Close()
+	return readHeader(f, hostPath)
+}
+
+func readHeader(r io.Reader, name string) (Header, error) {
 	b := make([]byte, HeaderSize)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return Header{}, fmt.Errorf("%s: %w", hostPath, err)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return Header{}, fmt.Errorf("%s: %w", name, err)
 	}
 	h, err := ParseHeader(b)
 	if err != nil {
-		return h, fmt.Errorf("%s: %w", hostPath, err)
+		return h, fmt.Errorf("%s: %w", name, err)
 	}
 	return h, nil
+}
+
+// readHeaderIn reads a database's header through the root (a link in an image tree
+// resolves inside the tree).
+func readHeaderIn(env *engine.Env, name string) (Header, error) {
+	f, err := env.Root.Open(name)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	return readHeader(f, name)
 }
 
 // findDB returns the newest header of name.cld / name.cvd in dir (freshclam keeps one of
@@ -92,10 +109,10 @@ func findDB(env *engine.Env, dir, name string) (Header, string, bool, error) {
 	var bestPath string
 	for _, ext := range []string{".cld", ".cvd"} {
 		p := dir + "/" + name + ext
-		if _, err := env.Root.Stat(p); err != nil {
+		h, err := readHeaderIn(env, p)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		h, err := ReadHeader(env.Root.Path(p))
 		if err != nil {
 			return best, p, false, err
 		}

@@ -145,16 +145,22 @@ func (s *Step) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot st
 	defer env.Progress.Done("clamav")
 
 	old, _, hadOld, _ := findDB(env, dbDir, "daily")
-	res, runErr := env.Exec.Run(ctx, command.Cmd{
-		Name: s.opts.Freshclam,
-		Args: []string{
-			"--config-file=" + env.Root.Path(FreshclamConf),
-			"--datadir=" + env.Root.Path(dbDir),
-			"--stdout",
-		},
-		Timeout: timeout,
-	})
-	logOutput(env, res)
+	// freshclam gets the files' real places: a link in an image tree is resolved inside
+	// the tree, never on the build host.
+	conf, runErr := env.Root.HostPath(FreshclamConf)
+	var datadir string
+	if runErr == nil {
+		datadir, runErr = env.Root.HostPath(dbDir)
+	}
+	if runErr == nil {
+		var res command.Result
+		res, runErr = env.Exec.Run(ctx, command.Cmd{
+			Name:    s.opts.Freshclam,
+			Args:    []string{"--config-file=" + conf, "--datadir=" + datadir, "--stdout"},
+			Timeout: timeout,
+		})
+		logOutput(env, res)
+	}
 
 	a := attempt{At: env.Now(), BootID: boot, OK: true}
 	cur, _, ok, hdrErr := findDB(env, dbDir, "daily")
