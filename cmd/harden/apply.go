@@ -91,7 +91,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if !f.dryRun || f.record {
 		sink = changelog.Auto(stderr)
 	}
-	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root}), Log: changelog.New(sink, runID)}
+	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root}), Log: changelog.New(sink, runID), Stderr: stderr}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
 		DryRun: f.dryRun, Only: splitList(f.only), FailClosed: polErr != nil, PolicyError: polErr,

@@ -36,6 +36,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		writeStep(&b, s, r.DryRun)
 	}
+	for _, e := range r.JournalErrors {
+		fmt.Fprintf(&b, "\n!! journal record not written: %s", e)
+	}
 	b.WriteString("\n" + r.summaryLine() + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -52,7 +55,7 @@ func writeStep(b *strings.Builder, s *StepReport, dryRun bool) {
 			mark = "-"
 		}
 		if !dryRun && !c.Applied {
-			mark = "x" // planned but not applied (the step failed before it)
+			mark = "x" // planned but not applied (refused, or the step failed before it)
 		}
 		fmt.Fprintf(b, "  %s %s %s\n", mark, c.Action, c.Object)
 		if c.Before != "" || c.After != "" {
@@ -60,6 +63,9 @@ func writeStep(b *strings.Builder, s *StepReport, dryRun bool) {
 		}
 		if c.Reason != "" {
 			fmt.Fprintf(b, "      why: %s\n", c.Reason)
+		}
+		if c.Refused != "" {
+			fmt.Fprintf(b, "      refused: %s\n", c.Refused)
 		}
 		for _, line := range strings.Split(strings.TrimRight(c.Diff, "\n"), "\n") {
 			if line != "" {
@@ -96,7 +102,11 @@ func (r *Report) summaryLine() string {
 			failed++
 		}
 	}
-	line := fmt.Sprintf("%s: %d change(s) %s, findings: ", r.Status, r.ChangeCount(), verb)
+	line := fmt.Sprintf("%s: %d change(s) %s, ", r.Status, r.ChangeCount(), verb)
+	if n := r.RefusedCount(); n > 0 {
+		line += fmt.Sprintf("%d refused, ", n)
+	}
+	line += "findings: "
 	if len(sev) == 0 {
 		line += "none"
 	} else {

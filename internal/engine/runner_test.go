@@ -312,3 +312,109 @@ func TestRestartQueue(t *testing.T) {
 	q.Done("b.service")
 	assert.Len(t, q.Pending(), 1)
 }
+
+// refuser plans one change the machine refuses and one it takes.
+type refuser struct{ applied, tried bool }
+
+func (r *refuser) Name() string { return "kernel" }
+func (r *refuser) Plan(context.Context, *engine.Env) (*engine.Plan, error) {
+	p := &engine.Plan{}
+	if !r.tried {
+		p.Add(&engine.Change{Object: "sysctl kernel.x", Action: engine.ActionSet, Before: "0", After: "1", Reason: "r",
+			Do: func(context.Context) error {
+				r.tried = true
+				return engine.Refuse("write refused: %s", "operation not permitted")
+			}})
+	}
+	if !r.applied {
+		p.Add(&engine.Change{Object: "sysctl kernel.y", Action: engine.ActionSet, Before: "0", After: "1", Reason: "r",
+			Do: func(context.Context) error { r.applied = true; return nil }})
+	}
+	return p, nil
+}
+func (r *refuser) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}
+
+// A change the machine refused is its own record, never "change applied"; the run goes on.
+func TestRefusedChangeIsRecordedAsRefused(t *testing.T) {
+	rep, mem := run(t, engine.Options{}, &refuser{})
+	sr := rep.Steps[0]
+	require.Equal(t, engine.StatusChanged, sr.Status, sr.Error)
+	assert.False(t, sr.Changes[0].Applied)
+	assert.Equal(t, "write refused: operation not permitted", sr.Changes[0].Refused)
+	assert.True(t, sr.Changes[1].Applied)
+	changes := mem.ByID(changelog.MsgChange)
+	require.Len(t, changes, 1)
+	assert.Equal(t, "sysctl kernel.y", changes[0].Fields["HARDEN_OBJECT"])
+	refused := mem.ByID(changelog.MsgRefused)
+	require.Len(t, refused, 1)
+	assert.Equal(t, "sysctl kernel.x", refused[0].Fields["HARDEN_OBJECT"])
+	assert.Equal(t, "write refused: operation not permitted", refused[0].Fields["HARDEN_REFUSAL"])
+	assert.Equal(t, 1, rep.ChangeCount())
+	assert.Equal(t, "1", mem.ByID(changelog.MsgRun)[0].Fields["HARDEN_REFUSED"])
+
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteText(&buf))
+	assert.Contains(t, buf.String(), "x set sysctl kernel.x")
+	assert.Contains(t, buf.String(), "refused: write refused: operation not permitted")
+	buf.Reset()
+	require.NoError(t, rep.WriteMetrics(&buf))
+	assert.Contains(t, buf.String(), `harden_step_refused_changes{dry_run="false",step="kernel"} 1`)
+}
+
+// failingSink is a journal that takes nothing.
+type failingSink struct{}
+
+func (failingSink) Send(changelog.Entry) error {
+	return errors.New("journal socket: connection refused")
+}
+
+// A record the journal did not take is not dropped: it reaches stderr and the report, and the
+// run fails (a change missing from the audit trail).
+func TestJournalErrorsReachStderrAndTheReport(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	var stderr bytes.Buffer
+	r := &engine.Runner{Steps: []engine.Step{&counter{name: "a", want: 1}}, Log: changelog.New(failingSink{}, env.RunID), Stderr: &stderr}
+	rep, err := r.Run(context.Background(), env, engine.Options{})
+	require.NoError(t, err)
+	require.Len(t, rep.JournalErrors, 2, "the change and the summary")
+	assert.Contains(t, rep.JournalErrors[0], "a: set a value")
+	assert.Contains(t, rep.JournalErrors[0], "journal socket: connection refused")
+	assert.Contains(t, stderr.String(), "harden: journal record not written: a: set a value")
+	assert.Equal(t, engine.StatusFailed, rep.Status)
+	assert.Equal(t, 1, rep.ExitCode(false))
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&buf))
+	assert.Contains(t, buf.String(), `"journal_errors"`)
+}
+
+// A change runs to its end under its own deadline, not the run's: a signal during a change
+// lets it finish, and stops the run before the next one.
+func TestSignalDuringAChangeLetsItFinish(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var finished []int
+	p := &engine.Plan{}
+	for i := 0; i < 2; i++ {
+		p.Add(&engine.Change{Object: "x", Action: "set", Do: func(cctx context.Context) error {
+			cancel() // SIGTERM arrives while the change runs
+			select {
+			case <-cctx.Done():
+				return cctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			finished = append(finished, i)
+			return nil
+		}})
+	}
+	err := engine.ApplyChanges(ctx, p)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, []int{0}, finished, "the first change finished, the second never started")
+	assert.True(t, p.Changes[0].Applied)
+
+	// Its own deadline still holds.
+	c := &engine.Change{Object: "y", Action: "set", Timeout: 50 * time.Millisecond,
+		Do: func(cctx context.Context) error { <-cctx.Done(); return cctx.Err() }}
+	require.ErrorIs(t, engine.RunChange(context.Background(), c), context.DeadlineExceeded)
+}

@@ -156,10 +156,9 @@ func (s *Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
 			return fmt.Errorf("cancelled before %s: %w", changes[i], err)
 		}
 		if changes[i].Do != nil {
-			if err := changes[i].Do(ctx); err != nil {
+			if err := engine.RunChange(ctx, changes[i]); err != nil {
 				return fmt.Errorf("%s: %w", changes[i], err)
 			}
-			changes[i].Applied = true
 			i++
 			continue
 		}
@@ -167,7 +166,11 @@ func (s *Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
 		for j < len(changes) && changes[j].Do == nil {
 			j++
 		}
-		if err := s.addRules(ctx, changes[i:j]); err != nil {
+		// One batch is one change as far as a signal goes: it is sent whole.
+		actx, cancel := engine.ChangeContext(ctx, 0)
+		err := s.addRules(actx, changes[i:j])
+		cancel()
+		if err != nil {
 			return err
 		}
 		i = j
@@ -194,6 +197,9 @@ func (s *Step) addRules(ctx context.Context, changes []*engine.Change) error {
 		if err := b.AddRules(ctx, rules); err != nil {
 			var be *auditnl.BatchError
 			if errors.As(err, &be) && be.Index < len(changes) {
+				for _, c := range changes[:be.Index] {
+					c.Applied = true // loaded before the one the kernel refused
+				}
 				return fmt.Errorf("%s: %w", changes[be.Index], be.Err)
 			}
 			return err
@@ -203,6 +209,7 @@ func (s *Step) addRules(ctx context.Context, changes []*engine.Change) error {
 			if err := s.client.AddRule(ctx, r); err != nil {
 				return fmt.Errorf("%s: %w", changes[i], err)
 			}
+			changes[i].Applied = true
 		}
 	}
 	for _, c := range changes {

@@ -130,6 +130,8 @@ func (s *Step) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
 		Before: before, After: "latest from " + from,
 		Reason: "clamav.freshclam",
 		Do:     func(ctx context.Context) error { return s.runFreshclam(ctx, env, dbDir, boot) },
+		// freshclam's own bound, then SIGTERM and the grace it gets to finish writing.
+		Timeout: env.Policy.ClamAV.Freshclam.Timeout.D() + command.DefaultGrace + 5*time.Second,
 	})
 	return nil
 }
@@ -189,7 +191,15 @@ func (s *Step) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot st
 	if err != nil {
 		return err
 	}
-	return env.Root.WriteState(StatePath, append(data, '\n'), 0o644)
+	if err := env.Root.WriteState(StatePath, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if !a.OK {
+		// Not a failed step (the machine keeps the signatures it has), but not an applied
+		// change either: recorded as refused, and the re-plan's finding says when next.
+		return engine.Refuse("%s", a.Error)
+	}
+	return nil
 }
 
 // shortErr keeps the last line of freshclam's output in the record: the whole output is in

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
@@ -245,11 +246,22 @@ func TestFreshclamHangKilledAtDeadline(t *testing.T) {
 	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nsleep 60 &\necho $! > "+pidFile+"\nwait\n"), 0o755))
 	env.Exec = command.Exec{}
 	start := time.Now()
-	enginetest.Converges(t, env, New(Options{Freshclam: script}))
+	rep, mem := enginetest.Run(t, env, false, New(Options{Freshclam: script}))
 	assert.Less(t, time.Since(start), 10*time.Second)
 	a := readRecord(t, env)
 	assert.False(t, a.OK)
-	assert.Contains(t, a.Error, "killed after")
+	assert.Contains(t, a.Error, "stopped (SIGTERM) after")
+	// The update did not happen: recorded as refused, never as an applied change.
+	c := rep.Steps[0].Changes[len(rep.Steps[0].Changes)-1]
+	require.Equal(t, "signatures /var/lib/clamav", c.Object)
+	assert.False(t, c.Applied)
+	assert.Equal(t, a.Error, c.Refused)
+	for _, e := range mem.ByID(changelog.MsgChange) {
+		assert.NotEqual(t, c.Object, e.Fields["HARDEN_OBJECT"], "a failed update recorded as an applied change")
+	}
+	require.Len(t, mem.ByID(changelog.MsgRefused), 1)
+	assert.Equal(t, "signatures /var/lib/clamav", mem.ByID(changelog.MsgRefused)[0].Fields["HARDEN_OBJECT"])
+	enginetest.Converges(t, env, New(Options{Freshclam: script}))
 	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
 	require.NoError(t, err)
 	assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 5*time.Second, 50*time.Millisecond,

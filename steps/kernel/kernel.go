@@ -151,7 +151,8 @@ func missing(t live) *engine.Finding {
 
 // setter writes one sysctl and reads it back. A value the kernel refuses (EINVAL out of range,
 // EPERM for a setting locked until reboot, EROFS in a container) or silently keeps is not a
-// failure of the run: the change's After says so, and the plan after apply reports it.
+// failure of the run: the change is recorded as refused (not applied), and the plan after
+// apply reports it as a finding.
 func (s *Step) setter(ps procSys, c *engine.Change, t live) func(context.Context) error {
 	write := s.write
 	if write == nil {
@@ -170,7 +171,7 @@ func (s *Step) setter(ps procSys, c *engine.Change, t live) func(context.Context
 			s.mu.Lock()
 			s.refused[t.Path] = why
 			s.mu.Unlock()
-			c.After = t.Value + " (" + why + ")"
+			return engine.Refuse("%s", why)
 		}
 		return nil
 	}

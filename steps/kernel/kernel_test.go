@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
@@ -209,12 +210,25 @@ func TestRefusedValuesAreFindings(t *testing.T) {
 		}
 		return writeSysctl(env.Root, p, v)
 	}
-	rep := enginetest.Converges(t, env, s)
+	rep, mem := enginetest.Run(t, env, false, s)
+	require.Equal(t, engine.StatusChanged, rep.Steps[0].Status, rep.Steps[0].Error)
 
 	c := changeFor(rep, "sysctl kernel.unprivileged_bpf_disabled")
 	require.NotNil(t, c)
-	assert.Equal(t, "1 (write refused: operation not permitted)", c.After)
-	assert.Equal(t, "0 (read back 7)", changeFor(rep, "sysctl kernel.sysrq").After)
+	assert.False(t, c.Applied, "a value the kernel refused is not recorded as applied")
+	assert.Equal(t, "write refused: operation not permitted", c.Refused)
+	assert.Equal(t, "read back 7", changeFor(rep, "sysctl kernel.sysrq").Refused)
+	for _, e := range mem.ByID(changelog.MsgChange) {
+		assert.NotContains(t, []string{"sysctl kernel.unprivileged_bpf_disabled", "sysctl kernel.sysrq"}, e.Fields["HARDEN_OBJECT"],
+			"a refused change has the \"change applied\" MESSAGE_ID")
+	}
+	refusedRecs := mem.ByID(changelog.MsgRefused)
+	require.Len(t, refusedRecs, 2)
+	assert.Equal(t, "write refused: operation not permitted", refusedRecs[0].Fields["HARDEN_REFUSAL"])
+	assert.Equal(t, 2, rep.RefusedCount())
+	second, _ := enginetest.Run(t, env, false, s)
+	require.Equal(t, engine.StatusOK, second.Steps[0].Status, second.Steps[0].Error)
+	rep = second
 
 	refused := findingsWith(rep, "kernel.sysctl-refused")
 	require.Len(t, refused, 2)

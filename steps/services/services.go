@@ -116,9 +116,13 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 	s.mu.Unlock()
 	err := engine.ApplyChanges(ctx, p)
 	if ap != nil {
-		if rerr := ap.reloadIfDirty(ctx); rerr != nil && err == nil {
+		// The masks made so far take effect even when a signal stopped the run between
+		// changes: the reload is part of them.
+		rctx, cancel := engine.ChangeContext(ctx, 0)
+		if rerr := ap.reloadIfDirty(rctx); rerr != nil && err == nil {
 			err = rerr
 		}
+		cancel()
 	}
 	return err
 }
