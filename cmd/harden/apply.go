@@ -21,10 +21,11 @@ import (
 )
 
 type applyFlags struct {
-	dryRun, detailed, record bool
-	policy, only, output     string
-	root, netns, lock        string
-	lockWait                 time.Duration
+	dryRun, detailed, record   bool
+	policy, only, skip, output string
+	root, netns, lock          string
+	lockWait                   time.Duration
+	freshclamFirstRetry        time.Duration // harden freshclam --first-retry
 }
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -33,6 +34,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&f.dryRun, "dry-run", false, "plan only: show what would change, change nothing")
 	fs.StringVar(&f.policy, "policy", "", "policy file (default /etc/harden/policy.yaml, else the embedded default)")
 	fs.StringVar(&f.only, "only", "", "comma-separated steps to run (others are skipped)")
+	fs.StringVar(&f.skip, "skip", "", "comma-separated steps to leave out")
 	fs.StringVar(&f.output, "output", "text", "text | json")
 	fs.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 2 when changes were made (dry-run: would be)")
 	fs.BoolVar(&f.record, "record", false, "dry-run: still write the journal records and the -dryrun report (drift timer)")
@@ -91,10 +93,10 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if !f.dryRun || f.record {
 		sink = changelog.Auto(stderr)
 	}
-	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root}), Log: changelog.New(sink, runID), Stderr: stderr}
+	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root, freshclamFirstRetry: f.freshclamFirstRetry}), Log: changelog.New(sink, runID), Stderr: stderr}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
-		DryRun: f.dryRun, Only: splitList(f.only), FailClosed: polErr != nil, PolicyError: polErr,
+		DryRun: f.dryRun, Only: splitList(f.only), Skip: splitList(f.skip), FailClosed: polErr != nil, PolicyError: polErr,
 		PolicyName: polName, Record: f.record, Version: version, Host: host,
 	})
 	if err != nil {

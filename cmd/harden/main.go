@@ -23,8 +23,9 @@ var (
 const usage = `harden: bring this machine to its hardening policy and prove it
 
 Usage:
-  harden apply [--dry-run] [--policy FILE] [--only STEP[,STEP]] [--output text|json]
-               [--detailed-exitcode] [--record]
+  harden apply [--dry-run] [--policy FILE] [--only STEP[,STEP]] [--skip STEP[,STEP]]
+               [--output text|json] [--detailed-exitcode] [--record]
+  harden freshclam               update the ClamAV signatures, retrying within this boot
   harden policy validate FILE    check a policy file (syntax, fields, ownership)
   harden policy show [FILE]      print the effective policy (file laid over the default)
   harden policy doc [FILE]       Markdown table of exposed ports and enabled services
@@ -40,13 +41,14 @@ above run.fail_on); 2 with --detailed-exitcode when changes were made (dry-run: 
 
 // commands maps subcommands to their entry points. Each returns the process exit code.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
-	"apply":   runApply,
-	"policy":  runPolicy,
-	"version": runVersion,
-	"watch":   runWatch,
-	"alert":   runAlert,
-	"install": runInstall,
-	"stamp":   runStamp,
+	"apply":     runApply,
+	"policy":    runPolicy,
+	"version":   runVersion,
+	"watch":     runWatch,
+	"alert":     runAlert,
+	"install":   runInstall,
+	"stamp":     runStamp,
+	"freshclam": runFreshclam,
 }
 
 func main() {

@@ -29,6 +29,9 @@ type Options struct {
 	DryRun bool
 	// Only limits the run to these steps (names from Step.Name); empty means all.
 	Only []string
+	// Skip leaves these steps out (harden.service skips what SSH must not wait for: package
+	// removal and the signature update have units of their own).
+	Skip []string
 	// FailClosed: the policy could not be loaded; env.Policy is the embedded default and only
 	// the firewall step runs, so a broken policy never leaves a machine open.
 	FailClosed  bool
@@ -57,7 +60,10 @@ type Runner struct {
 // Run runs the selected steps and returns the report. Errors of individual steps are in the
 // report (and in Report.Err); Run itself fails only when its input is unusable.
 func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, error) {
-	if err := r.checkOnly(opts.Only); err != nil {
+	if err := r.checkNames("--only", opts.Only); err != nil {
+		return nil, err
+	}
+	if err := r.checkNames("--skip", opts.Skip); err != nil {
 		return nil, err
 	}
 	rep := newReport(env, opts)
@@ -111,14 +117,14 @@ func (r *Runner) reportJournalErrors(rep *Report) {
 	}
 }
 
-func (r *Runner) checkOnly(only []string) error {
-	for _, name := range only {
+func (r *Runner) checkNames(flag string, list []string) error {
+	for _, name := range list {
 		if !slices.ContainsFunc(r.Steps, func(s Step) bool { return s.Name() == name }) {
 			names := make([]string, len(r.Steps))
 			for i, s := range r.Steps {
 				names[i] = s.Name()
 			}
-			return fmt.Errorf("--only: unknown step %q (steps: %v)", name, names)
+			return fmt.Errorf("%s: unknown step %q (steps: %v)", flag, name, names)
 		}
 	}
 	return nil
@@ -127,6 +133,9 @@ func (r *Runner) checkOnly(only []string) error {
 func (r *Runner) selected(name string, opts Options) bool {
 	if opts.FailClosed {
 		return name == FailClosedStep
+	}
+	if slices.Contains(opts.Skip, name) {
+		return false
 	}
 	return len(opts.Only) == 0 || slices.Contains(opts.Only, name)
 }

@@ -90,19 +90,23 @@ type Unit struct {
 	Data []byte
 }
 
-// Units returns the embedded units, sorted by name.
+// Units returns the embedded units, sorted by name. A drop-in for another package's unit
+// (clamav-clamonacc.service.d/harden.conf) is named by its path under UnitDir.
 func Units() ([]Unit, error) {
-	entries, err := fs.ReadDir(assets.Units, "units")
+	var units []Unit
+	err := fs.WalkDir(assets.Units, "units", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(assets.Units, p)
+		if err != nil {
+			return err
+		}
+		units = append(units, Unit{Name: strings.TrimPrefix(p, "units/"), Data: b})
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	var units []Unit
-	for _, e := range entries {
-		b, err := fs.ReadFile(assets.Units, path.Join("units", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		units = append(units, Unit{Name: e.Name(), Data: b})
 	}
 	sort.Slice(units, func(i, j int) bool { return units[i].Name < units[j].Name })
 	return units, nil

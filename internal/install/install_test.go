@@ -65,10 +65,12 @@ func TestInstallWritesAndEnablesUnits(t *testing.T) {
 	// The links systemctl enable would make, and no others (harden-audit.service is started
 	// by its timer only).
 	for link, target := range map[string]string{
-		"sysinit.target.wants/harden-firewall.service": "harden-firewall.service",
-		"multi-user.target.wants/harden.service":       "harden.service",
-		"multi-user.target.wants/harden-watch.service": "harden-watch.service",
-		"timers.target.wants/harden-audit.timer":       "harden-audit.timer",
+		"sysinit.target.wants/harden-firewall.service":     "harden-firewall.service",
+		"multi-user.target.wants/harden.service":           "harden.service",
+		"multi-user.target.wants/harden-watch.service":     "harden-watch.service",
+		"timers.target.wants/harden-audit.timer":           "harden-audit.timer",
+		"multi-user.target.wants/harden-packages.service":  "harden-packages.service",
+		"multi-user.target.wants/harden-freshclam.service": "harden-freshclam.service",
 	} {
 		got, err := os.Readlink(root.Path("/etc/systemd/system/" + link))
 		require.NoError(t, err, link)
@@ -79,7 +81,7 @@ func TestInstallWritesAndEnablesUnits(t *testing.T) {
 	tmpfiles, err := os.ReadFile(root.Path(TmpfilesPath))
 	require.NoError(t, err)
 	assert.Contains(t, string(tmpfiles), "/var/lib/harden/spool/inbox    0730 root clamav")
-	assert.Len(t, changes, 1+len(units)+4)
+	assert.Len(t, changes, 1+len(units)+6)
 }
 
 // On a live machine the tmpfiles.d entry is applied at once (the inbox must exist before
@@ -115,7 +117,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 10, "tmpfiles.d, 5 units, 4 links")
+	assert.Len(t, changes, 14, "tmpfiles.d, 7 units, 6 links")
 	assert.Zero(t, sd.reloads)
 	assert.Empty(t, sd.enabled)
 	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
@@ -202,6 +204,9 @@ func TestUnitsOrdering(t *testing.T) {
 		dir := t.TempDir()
 		var files []string
 		for n, d := range byName {
+			if strings.Contains(n, ".d/") {
+				continue // a drop-in is not a unit of its own
+			}
 			files = append(files, filepath.Join(dir, n))
 			require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte(d), 0o644))
 		}
@@ -212,6 +217,65 @@ func TestUnitsOrdering(t *testing.T) {
 			}
 		}
 	}
+}
+
+// unitKeys parses a unit file into section.Key -> values (every line of a repeated key).
+func unitKeys(data string) map[string][]string {
+	out := map[string][]string{}
+	section := ""
+	for _, line := range strings.Split(data, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '[':
+			section = strings.Trim(line, "[]")
+		default:
+			k, v, _ := strings.Cut(line, "=")
+			out[section+"."+k] = append(out[section+"."+k], strings.Fields(v)...)
+		}
+	}
+	return out
+}
+
+// Boot order: SSH waits for harden.service only, which neither waits for the network nor
+// runs freshclam or dpkg; those have units SSH does not wait for (freshclam after
+// network-online.target); the alert daemon starts on its own, not after harden.service;
+// a signal to harden.service or harden-packages.service reaches harden alone.
+func TestBootOrderNeverHoldsUpSSH(t *testing.T) {
+	units, err := Units()
+	require.NoError(t, err)
+	keys := map[string]map[string][]string{}
+	for _, u := range units {
+		keys[u.Name] = unitKeys(string(u.Data))
+	}
+	for name, k := range keys {
+		if name != "harden.service" {
+			assert.NotContains(t, k["Unit.Before"], "ssh.service", "%s: SSH must not wait for it", name)
+			assert.NotContains(t, k["Unit.Before"], "ssh.socket", name)
+		}
+	}
+	h := keys["harden.service"]
+	assert.Contains(t, h["Unit.Before"], "ssh.service", "sshd starts with harden's configuration")
+	assert.NotContains(t, h["Unit.After"], "network-online.target")
+	assert.NotContains(t, h["Unit.Wants"], "network-online.target")
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "apply", "--skip", "packages,freshclam"}, h["Service.ExecStart"])
+	assert.Equal(t, []string{"mixed"}, h["Service.KillMode"])
+
+	f := keys["harden-freshclam.service"]
+	assert.Contains(t, f["Unit.After"], "network-online.target")
+	assert.Contains(t, f["Unit.Wants"], "network-online.target")
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "freshclam"}, f["Service.ExecStart"])
+	assert.Equal(t, []string{"exec"}, f["Service.Type"], "the boot does not wait for retries")
+
+	pk := keys["harden-packages.service"]
+	assert.Subset(t, pk["Unit.After"], []string{"harden.service", "ssh.service"})
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "apply", "--only", "packages", "--lock-wait", "30min"}, pk["Service.ExecStart"])
+	assert.Equal(t, []string{"mixed"}, pk["Service.KillMode"])
+
+	w := keys["harden-watch.service"]
+	assert.NotContains(t, w["Unit.After"], "harden.service", "alerting is on while harden runs")
+	assert.NotContains(t, w["Unit.After"], "network-online.target")
+
 }
 
 func TestStamp(t *testing.T) {
@@ -242,8 +306,9 @@ func TestInstallLiveEnablesThenReloads(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 10) // tmpfiles.d, 5 units, 4 links
-	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-watch.service", "harden.service"}}, sd.enabled,
+	assert.Len(t, changes, 14) // tmpfiles.d, 7 units, 6 links
+	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-freshclam.service", "harden-packages.service",
+		"harden-watch.service", "harden.service"}}, sd.enabled,
 		"every unit with an [Install] section, in one call; harden-audit.service only through its timer")
 	assert.Equal(t, 1, sd.reloads)
 
@@ -259,7 +324,8 @@ func TestInstallLiveEnablesThenReloads(t *testing.T) {
 func TestInstallOverRealDBus(t *testing.T) {
 	bus := systemdtest.StartBus(t)
 	var specs []systemdtest.UnitSpec
-	for _, n := range []string{"harden.service", "harden-firewall.service", "harden-watch.service", "harden-audit.timer", "harden-audit.service"} {
+	for _, n := range []string{"harden.service", "harden-firewall.service", "harden-watch.service", "harden-audit.timer", "harden-audit.service",
+		"harden-packages.service", "harden-freshclam.service"} {
 		specs = append(specs, systemdtest.UnitSpec{Name: n, FileState: "disabled", Path: "/etc/systemd/system/" + n})
 	}
 	fake := systemdtest.NewFake(t, bus, specs)
@@ -280,7 +346,7 @@ func TestInstallOverRealDBus(t *testing.T) {
 			links++
 		}
 	}
-	assert.Equal(t, 4, links)
+	assert.Equal(t, 6, links)
 
 	changes, err = Run(context.Background(), Options{Root: root, Systemd: conn})
 	require.NoError(t, err)

@@ -129,6 +129,18 @@ func findDB(env *engine.Env, dir, name string) (Header, string, bool, error) {
 // missing means clamd will not even start (Debian's unit has ConditionPathExistsGlob).
 func checkDatabases(env *engine.Env, p *engine.Plan, dir string) {
 	maxAge := env.Policy.ClamAV.Freshclam.MaxDBAge.D()
+	var missing []string
+	defer func() {
+		// Said once: without signatures clamd cannot start, so neither clamd nor clamonacc
+		// is started (the services step) until they are there.
+		if len(missing) == 0 {
+			return
+		}
+		p.Find(&engine.Finding{ID: "clamav.database-missing", Severity: engine.Critical, Object: dir,
+			Message: fmt.Sprintf("no %s signatures (.cvd or .cld) in %s: clamd cannot start without them, so neither clamd nor on-access scanning is started until they are there (ship them in the image; harden-freshclam.service fetches them once the network is up)",
+				strings.Join(missing, " and "), dir),
+			Reason: "clamav.freshclam.max_db_age"})
+	}()
 	for _, name := range []string{"main", "daily"} {
 		h, file, ok, err := findDB(env, dir, name)
 		if err != nil {
@@ -137,9 +149,7 @@ func checkDatabases(env *engine.Env, p *engine.Plan, dir string) {
 			continue
 		}
 		if !ok {
-			p.Find(&engine.Finding{ID: "clamav.database-missing", Severity: engine.Critical, Object: dir + "/" + name + ".cvd",
-				Message: fmt.Sprintf("no %s.cvd or %s.cld in %s: clamd cannot start without signatures (ship them in the image)", name, name, dir),
-				Reason:  "clamav.freshclam.max_db_age"})
+			missing = append(missing, name)
 			continue
 		}
 		if name != "daily" {

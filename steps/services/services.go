@@ -91,6 +91,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	ap := &applier{m: m, recs: obs.recs, restarts: env.Restarts, noWait: obs.afterSelf}
 	allow, order := desired(env.Policy)
+	if env.Policy.ClamAV.Enabled {
+		holdWithoutSignatures(allow, env.Root)
+	}
 	starting := map[string]bool{}
 	for _, name := range order {
 		planWanted(p, ap, obs, allow[name], starting)
