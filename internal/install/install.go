@@ -37,16 +37,18 @@ const TmpfilesPath = "/etc/tmpfiles.d/harden.conf"
 // embedded unit agrees, so a unit edited to another path fails the tests, not a boot.
 const Binary = "/usr/local/sbin/harden"
 
-// unitsBinary returns the program every unit's ExecStart= runs, or an error naming the units
-// that disagree.
+// unitsBinary returns the program every unit's Exec*= lines run (ExecStart=, and a drop-in's
+// ExecStartPost=/ExecReload=), or an error naming the units that disagree.
 func unitsBinary(units []Unit) (string, error) {
 	seen := map[string][]string{}
 	for _, u := range units {
 		for _, line := range strings.Split(string(u.Data), "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ExecStart="); ok {
-				if f := strings.Fields(strings.TrimLeft(v, "-@:+!")); len(f) > 0 {
-					seen[f[0]] = append(seen[f[0]], u.Name)
-				}
+			k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+			if !ok || !strings.HasPrefix(k, "Exec") {
+				continue
+			}
+			if f := strings.Fields(strings.TrimLeft(v, "-@:+!")); len(f) > 0 {
+				seen[f[0]] = append(seen[f[0]], u.Name)
 			}
 		}
 	}

@@ -117,7 +117,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 14, "tmpfiles.d, 7 units, 6 links")
+	assert.Len(t, changes, 15, "tmpfiles.d, 7 units and a drop-in, 6 links")
 	assert.Zero(t, sd.reloads)
 	assert.Empty(t, sd.enabled)
 	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
@@ -306,7 +306,7 @@ func TestInstallLiveEnablesThenReloads(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 14) // tmpfiles.d, 7 units, 6 links
+	assert.Len(t, changes, 15) // tmpfiles.d, 7 units and a drop-in, 6 links
 	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-freshclam.service", "harden-packages.service",
 		"harden-watch.service", "harden.service"}}, sd.enabled,
 		"every unit with an [Install] section, in one call; harden-audit.service only through its timer")

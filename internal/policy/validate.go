@@ -95,6 +95,7 @@ func (v *validator) firewall() {
 	f := v.p.Firewall
 	v.oneOf("firewall.exposure", f.Exposure, "private", "public")
 	v.oneOf("firewall.ping", f.Ping, "none", "private", "public")
+	v.oneOf("firewall.forward", f.Forward, "accept", "drop")
 	if f.Exposure == "private" && f.Ping == "public" {
 		v.errorf("firewall.ping", "a private VM answers ping from the private networks at most")
 	}
