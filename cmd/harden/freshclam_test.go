@@ -87,3 +87,24 @@ func TestSkipLeavesStepsOut(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, `--skip: unknown step "nosuch"`)
 }
+
+// A rule naming a user this machine does not have is the audit step's finding for that rule:
+// the policy loads, nothing fails closed, and `policy validate` says ok.
+func TestMachineFactsDoNotFailThePolicy(t *testing.T) {
+	requireRoot(t)
+	root := machine(t)
+	write(t, filepath.Join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n", 0o644)
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	write(t, pol, "version: 1\naudit:\n  rules:\n    - \"-a always,exit -F arch=b64 -S execve -F auid=deploy -k deploy_exec\"\n", 0o600)
+	require.NoError(t, os.Chmod(filepath.Dir(pol), 0o755))
+
+	code, out, errs := harden(t, "policy", "validate", pol)
+	assert.Equal(t, 0, code, errs)
+	assert.Contains(t, out, ": ok")
+
+	_, out, errs = harden(t, "apply", "--dry-run", "--root", root, "--policy", pol, "--only", "audit", "--output", "json")
+	assert.NotContains(t, errs, "failing closed")
+	assert.Contains(t, out, `"fail_closed": false`)
+	assert.Contains(t, out, `"id": "audit.rule-skipped"`)
+	assert.Contains(t, out, `unknown user \"deploy\"`)
+}

@@ -289,3 +289,28 @@ func mustReadF(f *testing.F, path string) []byte {
 	}
 	return b
 }
+
+// Whether a user, group or syscall exists is the machine's fact, not the policy's: a rule
+// naming an account this host lacks, or a syscall only another architecture has, validates
+// the same here and on the VM (the audit step reports it for that rule). Syntax is still
+// checked.
+func TestAuditRulesValidateTheSameOnEveryMachine(t *testing.T) {
+	for _, rule := range []string{
+		"-a always,exit -F arch=b64 -S execve -F auid=no-such-user-anywhere -k x",
+		"-a always,exit -F arch=b64 -S execve -F gid=no-such-group -k x",
+		"-a always,exit -F arch=b64 -S open -k x",      // x86_64 has open(2), aarch64 does not
+		"-a always,exit -F arch=b64 -S renameat -k x", // both
+		"-w /no/such/dir/on/this/host -p wa -k x",
+	} {
+		_, err := Parse("p.yaml", []byte("version: 1\naudit:\n  rules:\n    - \""+rule+"\"\n"), nil)
+		assert.NoError(t, err, rule)
+	}
+	for _, bad := range []string{
+		"-a always,exit -S not_a_syscall_anywhere -k x",
+		"-a sometimes,exit -k x",
+		"-F auid=",
+	} {
+		_, err := Parse("p.yaml", []byte("version: 1\naudit:\n  rules:\n    - \""+bad+"\"\n"), nil)
+		assert.ErrorContains(t, err, "p.yaml:4:7: audit.rules[0]", bad)
+	}
+}

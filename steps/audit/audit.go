@@ -87,7 +87,7 @@ type kernelState struct {
 
 // Plan implements engine.Step. It only reads.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
-	want, err := wantState(env.Policy.Audit, s.stat)
+	want, err := wantStateFor(env.Policy.Audit, s.stat, rootIDs(env.Root))
 	if err != nil {
 		return nil, err
 	}
