@@ -298,7 +298,7 @@ func TestAuditRulesValidateTheSameOnEveryMachine(t *testing.T) {
 	for _, rule := range []string{
 		"-a always,exit -F arch=b64 -S execve -F auid=no-such-user-anywhere -k x",
 		"-a always,exit -F arch=b64 -S execve -F gid=no-such-group -k x",
-		"-a always,exit -F arch=b64 -S open -k x",      // x86_64 has open(2), aarch64 does not
+		"-a always,exit -F arch=b64 -S open -k x",     // x86_64 has open(2), aarch64 does not
 		"-a always,exit -F arch=b64 -S renameat -k x", // both
 		"-w /no/such/dir/on/this/host -p wa -k x",
 	} {

@@ -247,7 +247,7 @@ func TestRuleForAnotherMachineIsAFindingNotAFailure(t *testing.T) {
 	k := &fakeKernel{status: auditnl.Status{Enabled: 1, Failure: 1, BacklogLimit: 8192}}
 	p := testPolicy(false,
 		"-a always,exit -F arch=b64 -S execve -F auid=deploy -k deploy_exec", // no such user here
-		"-a always,exit -F arch=b64 -S open -k opens",                         // no open(2) on arm64
+		"-a always,exit -F arch=b64 -S open -k opens",                        // no open(2) on arm64
 		"-w /etc/harden -p wa -k harden",
 	)
 	env := enginetest.Env(t, p, nil)
