@@ -76,7 +76,8 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if polErr != nil {
 		fmt.Fprintf(stderr, "harden: policy %s not loaded: %v\nharden: failing closed: applying the embedded default firewall only\n", polName, polErr)
 	}
-	lock, err := engine.Acquire(ctx, lockPath(root, f.lock), !f.dryRun, f.lockWait)
+	lockRoot, lockName := lockPath(root, f.lock)
+	lock, err := engine.AcquireIn(ctx, lockRoot, lockName, !f.dryRun, f.lockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +116,17 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	return rep, nil
 }
 
-// lockPath puts the default lock under --root, so tests with a temp root never share the
-// machine's lock; an explicit --lock is used as given.
-func lockPath(root fsroot.Root, flagValue string) string {
+// lockPath puts the default lock inside --root, so tests with a temp root never share the
+// machine's lock; an explicit --lock is a path on this machine, used as given.
+func lockPath(root fsroot.Root, flagValue string) (fsroot.Root, string) {
 	if flagValue == engine.DefaultLockPath {
-		return root.Path(engine.DefaultLockPath)
+		return root, engine.DefaultLockPath
 	}
-	return flagValue
+	abs, err := filepath.Abs(flagValue)
+	if err != nil {
+		abs = flagValue
+	}
+	return fsroot.New("/"), abs
 }
 
 func splitList(s string) []string {

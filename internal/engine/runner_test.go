@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -417,4 +419,36 @@ func TestSignalDuringAChangeLetsItFinish(t *testing.T) {
 	c := &engine.Change{Object: "y", Action: "set", Timeout: 50 * time.Millisecond,
 		Do: func(cctx context.Context) error { <-cctx.Done(); return cctx.Err() }}
 	require.ErrorIs(t, engine.RunChange(context.Background(), c), context.DeadlineExceeded)
+}
+
+// A dry-run creates no lock file; where there is none, it holds the directory, and an apply
+// still waits for it (and it for an apply).
+func TestDryRunLockCreatesNothing(t *testing.T) {
+	root := fsroot.New(t.TempDir())
+	require.NoError(t, root.MkdirAll("/run", 0o755))
+	ctx := context.Background()
+	dry, err := engine.AcquireIn(ctx, root, engine.DefaultLockPath, false, time.Second)
+	require.NoError(t, err)
+	_, err = root.Lstat(engine.DefaultLockPath)
+	require.ErrorIs(t, err, fs.ErrNotExist, "a dry-run created the lock file")
+	_, err = engine.AcquireIn(ctx, root, engine.DefaultLockPath, true, 100*time.Millisecond)
+	require.ErrorContains(t, err, "another harden run holds", "an apply must wait for the dry-run")
+	dry2, err := engine.AcquireIn(ctx, root, engine.DefaultLockPath, false, 100*time.Millisecond)
+	require.NoError(t, err, "dry-runs overlap")
+	require.NoError(t, dry.Release())
+	require.NoError(t, dry2.Release())
+
+	apply, err := engine.AcquireIn(ctx, root, engine.DefaultLockPath, true, time.Second)
+	require.NoError(t, err)
+	_, err = engine.AcquireIn(ctx, root, engine.DefaultLockPath, false, 100*time.Millisecond)
+	require.ErrorContains(t, err, "another harden run holds", "a dry-run waits for the apply")
+	require.NoError(t, apply.Release())
+
+	// In a tree without even /run, a dry-run needs no lock and makes no directory.
+	bare := fsroot.New(t.TempDir())
+	l, err := engine.AcquireIn(ctx, bare, engine.DefaultLockPath, false, time.Second)
+	require.NoError(t, err)
+	require.NoError(t, l.Release())
+	_, err = bare.Lstat("/run")
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }
