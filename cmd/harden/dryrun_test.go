@@ -122,3 +122,36 @@ func TestDryRunCreatesNothingOnThisMachine(t *testing.T) {
 	_, changes := dryRunTraced(t)
 	assert.Empty(t, changes, "a dry-run changed files")
 }
+
+// An apply into an image tree writes the machine's paths into the files it writes, never
+// the build host's path to the tree (the report included: it is written into the tree).
+// sshd is the sshd step's own case (its Include line) and is left out here.
+func TestApplyIntoATreeWritesNoBuildHostPaths(t *testing.T) {
+	requireRoot(t)
+	root := imageTree(t)
+	before := map[string]string{}
+	require.NoError(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			before[p] = fi.ModTime().String() + fi.Mode().String()
+		}
+		return err
+	}))
+	_, _, errs := harden(t, "apply", "--root", root, "--only", "os,firewall,kernel,accounts,audit,clamav,services")
+	var written []string
+	require.NoError(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() || before[p] == fi.ModTime().String()+fi.Mode().String() {
+			return err
+		}
+		written = append(written, p)
+		b, err := os.ReadFile(p)
+		if err == nil {
+			if i := strings.Index(string(b), root); i >= 0 {
+				t.Errorf("%s holds the build host's path to the tree: ...%s...", strings.TrimPrefix(p, root),
+					string(b[max(0, i-80):min(len(b), i+len(root)+40)]))
+			}
+		}
+		return err
+	}))
+	assert.Greater(t, len(written), 5, "the apply wrote files: %v\n%s", written, errs)
+	assert.Contains(t, written, filepath.Join(root, "var/lib/harden/last-run.json"))
+}

@@ -38,7 +38,8 @@ func buildSteps(o stepOptions) []engine.Step {
 	if offline {
 		// Files go to the tree; this machine's units must not be masked or reloaded for it.
 		sd = func(context.Context) (systemd.Manager, error) {
-			return nil, fmt.Errorf("%w: root is %s, units of this machine are not managed", systemd.ErrNoSystemd, o.root)
+			// No path here: the message goes into the tree's report, which knows no build host.
+			return nil, fmt.Errorf("%w: harden works on a tree (--root), units of this machine are not managed", systemd.ErrNoSystemd)
 		}
 	}
 	return []engine.Step{

@@ -136,7 +136,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 // (and with immutable: true lock) the build host's audit rules.
 func (s *Step) offlinePlan(env *engine.Env, want *desired, p *engine.Plan) (*engine.Plan, error) {
 	p.Find(&engine.Finding{ID: "audit.kernel-skipped", Severity: engine.Info, Object: "kernel audit",
-		Message: "root is " + env.Root.Dir() + ", not /: only the rules files are written; the kernel is left alone",
+		Message: "harden works on a tree (--root), not on this machine: only the rules files are written; the kernel is left alone",
 		Reason:  "audit"})
 	files, err := fileChanges(env, want)
 	if err != nil {

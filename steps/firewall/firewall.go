@@ -56,7 +56,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	if s.opts.Offline {
 		p := &engine.Plan{}
 		p.Find(&engine.Finding{ID: "firewall.offline", Severity: engine.Info, Object: Object,
-			Message: "root is " + env.Root.Dir() + ", not /: this machine's firewall is left alone (use --netns to aim at a namespace)",
+			Message: "harden works on a tree (--root), not on this machine: this machine's firewall is left alone (use --netns to aim at a namespace)",
 			Reason:  "firewall"})
 		planNftablesService(env.Root, p)
 		return p, nil

@@ -99,7 +99,8 @@ func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) err
 		// An offline image (--root on a directory; its /proc, even a link to /proc, is the
 		// tree's) or a container without /proc: one finding, not one per key. The file
 		// still carries the values to the next boot.
-		where, why := ps.root.Path(ps.dir), "no "+ps.root.Path(ps.dir)
+		// The machine's path: the report is written into the tree, which knows no build host.
+		where, why := ps.dir, "no "+ps.dir
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			why = err.Error()
 		}
