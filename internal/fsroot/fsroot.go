@@ -327,6 +327,24 @@ func (r Root) WriteOwned(name string, data []byte, perm fs.FileMode) (bool, erro
 	return true, r.replace(name, data, perm, r.uid, r.gid, true)
 }
 
+// WriteFileChecked is WriteFile with a check between staging and renaming: data is written
+// to a temporary file next to name (a dot name that no `*.conf` glob matches), check gets
+// that file's host path, and only when check returns nil is the file renamed into place. A
+// run killed at any point leaves the old file in place, never an unchecked new one.
+func (r Root) WriteFileChecked(name string, data []byte, perm fs.FileMode, check func(staged string) error) (bool, error) {
+	same, err := r.Same(name, data, perm)
+	if err != nil || same {
+		return false, err
+	}
+	uid, gid := -1, -1
+	if fi, err := r.Stat(name); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	}
+	return true, r.replaceChecked(name, data, perm, uid, gid, true, check)
+}
+
 // WriteState writes harden's own state (reports, metrics, records of what it did) atomically
 // and without a backup: these files are replaced every run, and backing them up would only
 // fill the backup directory.
@@ -353,6 +371,12 @@ func (r Root) WriteExisting(name string, data []byte) error {
 
 // replace writes name atomically, with a backup of the old file when backup is set.
 func (r Root) replace(name string, data []byte, perm fs.FileMode, uid, gid int, backup bool) error {
+	return r.replaceChecked(name, data, perm, uid, gid, backup, nil)
+}
+
+// replaceChecked is replace with check (when not nil) run on the staged file's host path
+// before the rename.
+func (r Root) replaceChecked(name string, data []byte, perm fs.FileMode, uid, gid int, backup bool, check func(string) error) error {
 	if err := r.MkdirAll(path.Dir(path.Clean(name)), 0o755); err != nil {
 		return err
 	}
@@ -366,7 +390,11 @@ func (r Root) replace(name string, data []byte, perm fs.FileMode, uid, gid int, 
 		return err
 	}
 	defer dir.Close()
-	if err := writeAtomicAt(dir, base, data, perm, uid, gid); err != nil {
+	if err := writeAtomicAt(dir, base, data, perm, uid, gid, check); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) || check != nil {
+			return err // the check's own error, as it said it
+		}
 		return &fs.PathError{Op: "write", Path: r.Path(name), Err: err}
 	}
 	return nil
@@ -375,7 +403,7 @@ func (r Root) replace(name string, data []byte, perm fs.FileMode, uid, gid int, 
 // writeAtomicAt writes base in the directory dir: a temporary file next to it, fsynced,
 // renamed over it, and the directory fsynced. Every call names dir by descriptor, so nothing
 // is looked up by path again.
-func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid, gid int) error {
+func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid, gid int, check func(string) error) error {
 	dfd := int(dir.Fd())
 	tmp := ".harden-tmp-" + randomSuffix()
 	fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -410,6 +438,18 @@ func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid
 		return err
 	}
 	done = true
+	if check != nil {
+		// The check (sshd -t) runs a program on the staged file: it gets the directory's
+		// real place on this host, resolved from the descriptor, not a path looked up again.
+		hostDir, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", dfd))
+		if err == nil {
+			err = check(filepath.Join(hostDir, tmp))
+		}
+		if err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
+			return err
+		}
+	}
 	if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
 		return err
