@@ -36,6 +36,9 @@ type StepReport struct {
 	Findings        []*Finding `json:"findings"`
 	Error           string     `json:"error,omitempty"`
 	DurationSeconds float64    `json:"duration_seconds"`
+	// FromRun is set on a step the saved report carries over from an earlier run (this run
+	// left the step out): that run's id.
+	FromRun string `json:"from_run,omitempty"`
 }
 
 func newReport(env *Env, opts Options) *Report {
@@ -53,6 +56,11 @@ func newReport(env *Env, opts Options) *Report {
 func (r *Report) finish(now time.Time, err error) {
 	r.DurationSeconds = now.Sub(r.Started).Seconds()
 	r.Err = err
+	r.restatus()
+}
+
+// restatus sets Status from the steps.
+func (r *Report) restatus() {
 	switch {
 	case r.Failed():
 		r.Status = StatusFailed

@@ -452,3 +452,44 @@ func TestDryRunLockCreatesNothing(t *testing.T) {
 	_, err = bare.Lstat("/run")
 	require.ErrorIs(t, err, fs.ErrNotExist)
 }
+
+// At boot three units run parts of the steps (harden.service, harden-packages.service,
+// harden-freshclam.service): the saved report and metrics keep every step's last result,
+// each marked with the run it comes from, not only the last unit's steps as "skipped".
+func TestSavedReportKeepsTheStepsARunLeftOut(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	a, b := &counter{name: "a", want: 1}, &counter{name: "b", want: 1}
+	r := &engine.Runner{Steps: []engine.Step{a, b}, Log: changelog.New(&changelog.Memory{}, "x")}
+	first, err := r.Run(context.Background(), env, engine.Options{Skip: []string{"b"}})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, first))
+
+	env.RunID = "fedcba9876543210fedcba9876543210"
+	second, err := r.Run(context.Background(), env, engine.Options{Only: []string{"b"}})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, second))
+	assert.Equal(t, engine.StatusSkipped, second.Steps[0].Status, "the run's own report is untouched")
+
+	var saved engine.Report
+	data, err := env.Root.ReadFile(env.Policy.Run.Report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &saved))
+	assert.Equal(t, second.RunID, saved.RunID)
+	require.Len(t, saved.Steps, 2)
+	assert.Equal(t, engine.StatusChanged, saved.Steps[0].Status, "a's result from the first run")
+	assert.Equal(t, first.RunID, saved.Steps[0].FromRun)
+	assert.Equal(t, engine.StatusChanged, saved.Steps[1].Status)
+	assert.Empty(t, saved.Steps[1].FromRun)
+	prom, err := env.Root.ReadFile(env.Policy.Run.Metrics)
+	require.NoError(t, err)
+	assert.Contains(t, string(prom), `harden_step_status{dry_run="false",step="a",status="changed"} 1`)
+
+	// A fail-closed run carries nothing over: its steps did not run because of the policy.
+	third, err := r.Run(context.Background(), env, engine.Options{FailClosed: true, PolicyError: errors.New("bad"), PolicyName: "p"})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, third))
+	data, err = env.Root.ReadFile(env.Policy.Run.Report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &saved))
+	assert.Equal(t, engine.StatusSkipped, saved.Steps[0].Status)
+}

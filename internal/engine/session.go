@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,7 +43,15 @@ func LoadPolicy(root fsroot.Root, explicit string) (*policy.Policy, string, erro
 // SaveReport writes the report (JSON) and the Prometheus textfile to the paths the policy
 // names, under root. A dry-run's files get a "-dryrun" suffix so the drift timer never
 // overwrites the record of the last real apply.
+//
+// A run that left steps out (--only, --skip: at boot harden.service, harden-packages.service
+// and harden-freshclam.service each run some of the steps) keeps, for each step it did not
+// run, that step's last result from the report it replaces (marked with the run it comes
+// from), so the report and the metrics describe every step, not only the last unit's.
 func SaveReport(root fsroot.Root, p *policy.Policy, r *Report) error {
+	if p.Run.Report != "" {
+		r = carryOver(root, reportPath(p.Run.Report, r.DryRun), r)
+	}
 	var errs []error
 	if p.Run.Report != "" {
 		var b bytes.Buffer
@@ -75,4 +84,40 @@ func reportPath(path string, dryRun bool) string {
 	}
 	ext := filepath.Ext(path)
 	return strings.TrimSuffix(path, ext) + "-dryrun" + ext
+}
+
+// carryOver returns r with the steps it skipped filled in from the report at name, when that
+// report has them. A fail-closed run carries nothing over: its other steps did not run
+// because the policy did not load, and the report must say so.
+func carryOver(root fsroot.Root, name string, r *Report) *Report {
+	if r.FailClosed {
+		return r
+	}
+	data, ok, err := root.ReadFileIfExists(name)
+	if err != nil || !ok {
+		return r
+	}
+	var prev Report
+	if json.Unmarshal(data, &prev) != nil {
+		return r
+	}
+	last := map[string]*StepReport{}
+	for _, s := range prev.Steps {
+		if s.Status != StatusSkipped {
+			if s.FromRun == "" {
+				s.FromRun = prev.RunID
+			}
+			last[s.Name] = s
+		}
+	}
+	merged := *r
+	merged.Steps = make([]*StepReport, len(r.Steps))
+	for i, s := range r.Steps {
+		merged.Steps[i] = s
+		if p, ok := last[s.Name]; ok && s.Status == StatusSkipped {
+			merged.Steps[i] = p
+		}
+	}
+	merged.restatus()
+	return &merged
 }
