@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/install"
 	"github.com/harden-dev/harden/steps/clamav"
 )
 
@@ -107,4 +108,31 @@ func TestMachineFactsDoNotFailThePolicy(t *testing.T) {
 	assert.Contains(t, out, `"fail_closed": false`)
 	assert.Contains(t, out, `"id": "audit.rule-skipped"`)
 	assert.Contains(t, out, `unknown user \"deploy\"`)
+}
+
+// Every harden command line in the units harden install writes parses: a flag value the
+// command does not take fails a boot unit, not this test suite, otherwise ("30min" is not
+// a Go duration). --help stops each command after its flags are parsed.
+func TestUnitCommandLinesParse(t *testing.T) {
+	units, err := install.Units()
+	require.NoError(t, err)
+	n := 0
+	for _, u := range units {
+		for _, line := range strings.Split(string(u.Data), "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+			if !ok || !strings.HasPrefix(k, "Exec") {
+				continue
+			}
+			f := strings.Fields(v)
+			if len(f) < 2 || f[0] != install.Binary {
+				continue
+			}
+			n++
+			_, _, errs := harden(t, append(f[1:], "--help")...)
+			for _, bad := range []string{"invalid value", "flag provided but not defined", "unknown command", "unexpected arguments"} {
+				assert.NotContains(t, errs, bad, "%s: %s", u.Name, v)
+			}
+		}
+	}
+	assert.GreaterOrEqual(t, n, 7, "every unit's harden command line was tried")
 }

@@ -269,7 +269,7 @@ func TestBootOrderNeverHoldsUpSSH(t *testing.T) {
 
 	pk := keys["harden-packages.service"]
 	assert.Subset(t, pk["Unit.After"], []string{"harden.service", "ssh.service"})
-	assert.Equal(t, []string{"/usr/local/sbin/harden", "apply", "--only", "packages", "--lock-wait", "30min"}, pk["Service.ExecStart"])
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "apply", "--only", "packages", "--lock-wait", "30m"}, pk["Service.ExecStart"])
 	assert.Equal(t, []string{"mixed"}, pk["Service.KillMode"])
 
 	w := keys["harden-watch.service"]
