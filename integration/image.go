@@ -103,8 +103,7 @@ func imagePrefix(recipe string) string { return "vm-" + recipe + "-" }
 // EnsureImage returns the cached image of one recipe (a directory under imageDir, e.g.
 // "ubuntu-26.04"), building it first if needed. Builds run in a temporary directory inside
 // the cache and are renamed into place under a per-recipe lock, so two test runs never see
-// half an image and two recipes can build at once; the newest two images of the recipe are
-// kept.
+// half an image and two recipes can build at once; old images are pruned (see prune).
 func EnsureImage(imageDir, recipe string, logf func(string, ...any)) (Image, error) {
 	build := filepath.Join(imageDir, "build.sh")
 	out, err := exec.Command(build, "kernel-package").Output()
@@ -160,7 +159,7 @@ func EnsureImage(imageDir, recipe string, logf func(string, ...any)) (Image, err
 	img := imageIn(final)
 	img.Built = time.Since(start)
 	logf("image %s built in %s", recipe, img.Built.Round(time.Second))
-	prune(cache, imagePrefix(recipe), 2)
+	prune(cache, imagePrefix(recipe))
 	return img, nil
 }
 
@@ -179,13 +178,26 @@ func touch(dir string) {
 	_ = os.Chtimes(dir, now, now)
 }
 
-// prune keeps the newest n images of one recipe (by modification time, which EnsureImage
-// refreshes on use).
-func prune(cache, prefix string, n int) {
+// Pruning: the cache is shared by every work tree on the machine, and several of them may
+// use different versions of one recipe at once; keeping only the newest two made them evict
+// each other's images and rebuild (4 minutes each). So an image goes only when it is not among
+// its recipe's newest keepNewest and has not been used for unusedFor, or when its recipe has
+// more than keepMax images (disk: about 600 MB each).
+const (
+	keepNewest = 2
+	keepMax    = 6
+	unusedFor  = 12 * time.Hour
+)
+
+// prune removes a recipe's images by the rule above (use refreshes an image's modification
+// time: EnsureImage touches it).
+func prune(cache, prefix string) {
 	dirs, _ := filepath.Glob(filepath.Join(cache, prefix+"*"))
 	sort.Slice(dirs, func(i, j int) bool { return mtime(dirs[i]).After(mtime(dirs[j])) })
-	for i := n; i < len(dirs); i++ {
-		_ = os.RemoveAll(dirs[i])
+	for i, d := range dirs {
+		if i >= keepMax || (i >= keepNewest && time.Since(mtime(d)) > unusedFor) {
+			_ = os.RemoveAll(d)
+		}
 	}
 }
 

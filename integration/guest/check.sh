@@ -430,6 +430,10 @@ start_decoy_listener() {
 # the first checks too, so a boot that then runs out of time still leaves its journal.
 save() {
 	journalctl -b --no-pager -o short-monotonic >"$RESULTS/journal.txt" 2>&1
+	# A reboot scenario's results disk holds its last boot's tar: keep the boot before too.
+	[ "$boot" -gt 1 ] && journalctl -b -1 --no-pager -o short-monotonic >"$RESULTS/journal-boot$((boot - 1)).txt" 2>&1
+	# AppArmor denials (clamd's profile and others), from the kernel's audit records.
+	grep -a 'apparmor="DENIED"' /var/log/audit/audit.log >"$RESULTS/apparmor-denied.log" 2>/dev/null
 	cp -a /var/lib/harden/last-run.json "$RESULTS/" 2>/dev/null
 	systemctl list-units --all --plain --no-legend >"$RESULTS/units.txt" 2>&1
 	cp -a "$STATE"/*.log "$STATE"/*.txt "$RESULTS/" 2>/dev/null

@@ -145,4 +145,23 @@ chroot "$work/rootfs" modprobe --set-version="$kver" --show-depends -a \
 stamp "ext4 image"
 # mkfs.ext4 -d copies the tree without a loop mount; the file stays sparse.
 mkfs.ext4 -q -L harden-root -d "$work/rootfs" "$out/root.img" 3G
+
+# One boot of the finished image with rootfs/usr/lib/harden-image/warm-up as PID 1 (it says
+# "harden-image: warm-up: done" on the console and powers off): the work a real machine does
+# once on its first boot and keeps (the AppArmor cache, ldconfig, ...). The test boots then
+# open the image read-only (snapshot=on) and start warm.
+warm_up=/usr/lib/harden-image/warm-up
+stamp "warm-up boot ($warm_up)"
+timeout 600 qemu-system-x86_64 -accel tcg -M pc -cpu qemu64 -smp 2 -m 1024 \
+	-nodefaults -display none -no-user-config -no-reboot \
+	-kernel "$out/vmlinux" -initrd "$out/initrd.img" \
+	-append "root=/dev/vda console=ttyS0 quiet loglevel=1 panic=-1 init=$warm_up" \
+	-drive "file=$out/root.img,format=raw,if=virtio" \
+	-serial "file:$out/warm-up.log" >&2 || true
+grep -a 'harden-image: warm-up' "$out/warm-up.log" >&2 || true
+grep -qa 'harden-image: warm-up: done' "$out/warm-up.log" || {
+	echo "build.sh: the warm-up boot did not finish:" >&2
+	tail -20 "$out/warm-up.log" >&2
+	exit 1
+}
 stamp "done in ${SECONDS}s"
