@@ -107,3 +107,19 @@ func recipeValue(t *testing.T, recipe, name string) string {
 	t.Fatalf("image/%s/recipe has no %s", recipe, name)
 	return ""
 }
+
+// recipesFor starts only the builds the selected tests need, matching as go test does.
+func TestRecipesFor(t *testing.T) {
+	for pattern, want := range map[string][]string{
+		"":                                 {"ubuntu-26.04", "debian-12"},
+		"TestBaked":                        {"ubuntu-26.04", "debian-12"},
+		"TestBaked/debian":                 {"debian-12"},
+		"TestBrokenPolicy":                 {"ubuntu-26.04"},
+		"TestImageKey":                     nil,
+		"TestBaked/ubuntu|TestFoo":         {"ubuntu-26.04"},
+		"TestBaked|TestCloudInit/u":        {"ubuntu-26.04", "debian-12"},
+		"(TestBaked|TestCloudInit)/debian": {"debian-12"},
+	} {
+		require.Equal(t, want, recipesFor(pattern), "pattern %q", pattern)
+	}
+}

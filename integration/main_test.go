@@ -8,7 +8,6 @@ import (
 	"os"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 
@@ -28,34 +27,57 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// recipesFor lists the images the tests matching a -run pattern boot: the first element of
-// the pattern against the test name, the second (if any) against the image's recipe, as go
-// test matches subtests. A pattern it cannot read builds every image (the safe side: at worst
-// one build too many, never a test without its image).
+// recipesFor lists the images the tests matching a -run pattern boot, matched the way go test
+// does: top-level alternatives (a|b) each on their own, each split at slashes, the first
+// element against the test name and the second (if any) against the image's recipe. A pattern
+// it cannot read builds every image (the safe side: at worst one build too many, never a test
+// without its image).
 func recipesFor(pattern string) []string {
 	seen := map[string]bool{}
 	var out []string
-	parts := strings.SplitN(pattern, "/", 3)
-	match := func(i int, s string) bool {
-		if i >= len(parts) || parts[i] == "" {
-			return true
+	for _, alt := range splitOutside(pattern, '|') {
+		parts := splitOutside(alt, '/')
+		match := func(i int, s string) bool {
+			if i >= len(parts) || parts[i] == "" {
+				return true
+			}
+			re, err := regexp.Compile(parts[i])
+			return err != nil || re.MatchString(s)
 		}
-		re, err := regexp.Compile(parts[i])
-		return err != nil || re.MatchString(s)
-	}
-	want := func(test, recipe string) {
-		if match(0, test) && match(1, recipe) && !seen[recipe] {
-			seen[recipe] = true
-			out = append(out, recipe)
+		want := func(test, recipe string) {
+			if match(0, test) && match(1, recipe) && !seen[recipe] {
+				seen[recipe] = true
+				out = append(out, recipe)
+			}
 		}
-	}
-	for _, s := range suite {
-		want(s.test, s.sc.image.Recipe)
-	}
-	for _, img := range images {
-		want("TestImages", img.Recipe)
+		for _, s := range suite {
+			want(s.test, s.sc.image.Recipe)
+		}
+		for _, img := range images {
+			want("TestImages", img.Recipe)
+		}
 	}
 	return out
+}
+
+// splitOutside splits s at sep where sep is not inside (), [] or escaped.
+func splitOutside(s string, sep byte) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			i++
+		case c == '(' || c == '[':
+			depth++
+		case c == ')' || c == ']':
+			depth--
+		case c == sep && depth == 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
 }
 
 // imageBuild is one recipe's image, built once per test binary however many tests need it.

@@ -18,17 +18,9 @@ import (
 	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
-// runMainEnv makes the test binary run harden's main (TestMain), so a test can send a real
-// signal to a real harden process.
+// runMainEnv makes the test binary run harden's main (TestMain, in cli_test.go), so a test
+// can send a real signal to a real harden process, or trace one.
 const runMainEnv = "HARDEN_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
 
 // hardenProcess starts harden (this test binary running main) with args.
 func hardenProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,6 +113,7 @@ func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) err
 	if err != nil {
 		return err
 	}
+	var diffs []diff
 	for _, t := range targets {
 		cur, err := ps.read(t.Path)
 		switch {
@@ -131,11 +133,96 @@ func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) err
 				Reason:  t.Reason})
 			continue
 		}
-		c := &engine.Change{Object: "sysctl " + t.Name, Action: engine.ActionSet, Before: cur, After: t.Value, Reason: t.Reason}
-		c.Do = s.setter(ps, c, t)
-		p.Add(c)
+		diffs = append(diffs, diff{t, cur})
+	}
+	for _, g := range groupByInterface(diffs) {
+		p.Add(s.change(ps, g))
 	}
 	return nil
+}
+
+// diff is one live sysctl that differs from the policy.
+type diff struct {
+	live
+	cur string
+}
+
+// ifaceName splits a per-interface key, net.ipv4.conf.eth0.rp_filter, into its family part,
+// interface and setting; ok is false for any other key.
+var ifaceName = regexp.MustCompile(`^(net\.ipv[46]\.conf)\.([^.]+)\.(.+)$`)
+
+// groupByInterface puts the per-interface copies of one setting (all, default and every
+// interface, each its own /proc/sys file) into one group, so a plan shows one line for
+// "rp_filter on every interface", not one per interface. Other keys stay one per group.
+func groupByInterface(diffs []diff) [][]diff {
+	var groups [][]diff
+	index := map[string]int{}
+	for _, d := range diffs {
+		m := ifaceName.FindStringSubmatch(d.Name)
+		if m == nil {
+			groups = append(groups, []diff{d})
+			continue
+		}
+		key := m[1] + "\x00" + m[3] + "\x00" + d.Value + "\x00" + d.Reason
+		if i, ok := index[key]; ok {
+			groups[i] = append(groups[i], d)
+			continue
+		}
+		index[key] = len(groups)
+		groups = append(groups, []diff{d})
+	}
+	return groups
+}
+
+// change is the planned write of one group: one sysctl, or one setting on several
+// interfaces ("sysctl net.ipv4.conf.{all,default,eth0}.rp_filter", before "0" or, when
+// the interfaces differ, "all=0 eth0=2").
+func (s *Step) change(ps procSys, g []diff) *engine.Change {
+	first := g[0]
+	if len(g) == 1 {
+		c := &engine.Change{Object: "sysctl " + first.Name, Action: engine.ActionSet, Before: first.cur, After: first.Value, Reason: first.Reason}
+		c.Do = s.setter(ps, c, first.live)
+		return c
+	}
+	m := ifaceName.FindStringSubmatch(first.Name)
+	var ifaces, befores []string
+	same := true
+	for _, d := range g {
+		iface := ifaceName.FindStringSubmatch(d.Name)[2]
+		ifaces = append(ifaces, iface)
+		befores = append(befores, iface+"="+d.cur)
+		same = same && d.cur == first.cur
+	}
+	before := strings.Join(befores, " ")
+	if same {
+		before = first.cur
+	}
+	c := &engine.Change{Object: fmt.Sprintf("sysctl %s.{%s}.%s", m[1], strings.Join(ifaces, ","), m[3]),
+		Action: engine.ActionSet, Before: before, After: first.Value, Reason: first.Reason}
+	c.Do = func(ctx context.Context) error {
+		var refused []string
+		for _, d := range g {
+			err := s.setter(ps, &engine.Change{}, d.live)(ctx)
+			var r *engine.Refusal
+			switch {
+			case errors.As(err, &r):
+				refused = append(refused, ifaceName.FindStringSubmatch(d.Name)[2]+": "+r.Why)
+			case err != nil:
+				return err
+			}
+		}
+		switch {
+		case len(refused) == len(g):
+			// Nothing was set: the whole change was refused.
+			return engine.Refuse("%s", strings.Join(refused, "; "))
+		case len(refused) > 0:
+			// Set on some interfaces: applied there; the others are named here and are the
+			// plan's findings (kernel.sysctl-refused) from now on.
+			c.After = first.Value + " (refused on " + strings.Join(refused, "; ") + ")"
+		}
+		return nil
+	}
+	return c
 }
 
 // missing is the finding for a key this kernel does not have. The baseline's keys are
