@@ -244,6 +244,8 @@ func run(t *testing.T, sc scenario) {
 					checks = hostAlerts(t, vm, rcv, l)
 				case strings.HasPrefix(l, "HOST hostkey"):
 					checks = hostKeyProbe(vm, l)
+				case strings.HasPrefix(l, "HOST ssh-banner"):
+					checks = hostSSHBanner(vm)
 				default:
 					checks = hostProbe(vm, l)
 				}
@@ -422,6 +424,16 @@ func hostProbe(vm *VM, line string) []string {
 		out = append(out, sshPasswordProbe(vm.SSHPort), sshAuditProbe(vm.SSHPort))
 	}
 	return out
+}
+
+// hostSSHBanner answers "HOST ssh-banner": SSH's banner, from outside the VM, at the moment
+// the guest asks (while its signature update still runs).
+func hostSSHBanner(vm *VM) []string {
+	banner := readBanner(vm.SSHPort, nil)
+	if strings.HasPrefix(banner, "SSH-2.0-") {
+		return []string{"CHECK host-ssh-early PASS port 22 answers from the host: " + banner}
+	}
+	return []string{fmt.Sprintf("CHECK host-ssh-early FAIL no SSH banner from the host (got %q)", banner)}
 }
 
 // readBanner connects, optionally sends a request, and returns the first line received

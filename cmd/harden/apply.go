@@ -26,9 +26,10 @@ import (
 type applyFlags struct {
 	dryRun, detailed, record bool
 	policy, output           string
-	only                     []string
+	only, skip               []string
 	root, netns, lock        string
 	lockWait                 time.Duration
+	freshclamFirstRetry      time.Duration // harden freshclam --first-retry
 }
 
 func newApplyCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -48,7 +49,8 @@ default's firewall only and exits 1.
 ` + exitCodesHelp,
 		Example: `  harden apply --dry-run                        # what would change, nothing changes
   harden apply --dry-run --detailed-exitcode    # exit 2 when something would change
-  harden apply --only firewall,sshd --output json`,
+  harden apply --only firewall,sshd --output json
+  harden apply --skip packages,freshclam        # what harden.service runs at boot`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.output != "text" && f.output != "json" {
@@ -74,6 +76,7 @@ default's firewall only and exits 1.
 	fl.BoolVar(&f.dryRun, "dry-run", false, "plan only: print what would change, change nothing")
 	fl.StringVar(&f.policy, "policy", "", "policy `FILE` (default /etc/harden/policy.yaml if present, else the embedded default)")
 	fl.StringSliceVar(&f.only, "only", nil, "run only these `STEP`s (comma-separated or repeated); the others are skipped")
+	fl.StringSliceVar(&f.skip, "skip", nil, "leave these `STEP`s out (comma-separated or repeated)")
 	fl.StringVarP(&f.output, "output", "o", "text", "`FORMAT` of the report on stdout: text (a plan to read) or json (one document)")
 	fl.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 2 when changes were made (dry-run: would be made)")
 	fl.BoolVar(&f.record, "record", false, "with --dry-run: still write the journal records, the -dryrun report and raise a drift alert (the daily timer)")
@@ -84,6 +87,7 @@ default's firewall only and exits 1.
 	_ = cmd.MarkFlagFilename("policy", "yaml", "yml")
 	_ = cmd.MarkFlagDirname("root")
 	_ = cmd.RegisterFlagCompletionFunc("only", completeSteps)
+	_ = cmd.RegisterFlagCompletionFunc("skip", completeSteps)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
 	return cmd
@@ -98,7 +102,8 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if polErr != nil {
 		fmt.Fprintf(stderr, "harden: policy %s not loaded: %v\nharden: failing closed: applying the embedded default firewall only\n", polName, polErr)
 	}
-	lock, err := engine.Acquire(ctx, lockPath(root, f.lock), !f.dryRun, f.lockWait)
+	lockRoot, lockName := lockPath(root, f.lock)
+	lock, err := engine.AcquireIn(ctx, lockRoot, lockName, !f.dryRun, f.lockWait)
 	if err != nil {
 		return nil, needsRoot(err)
 	}
@@ -115,10 +120,11 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if !f.dryRun || f.record {
 		sink = changelog.Auto(stderr)
 	}
-	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root}), Log: changelog.New(sink, runID)}
+	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root, freshclamFirstRetry: f.freshclamFirstRetry}),
+		Log: changelog.New(sink, runID), Stderr: stderr}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
-		DryRun: f.dryRun, Only: cleanList(f.only), FailClosed: polErr != nil, PolicyError: polErr,
+		DryRun: f.dryRun, Only: cleanList(f.only), Skip: cleanList(f.skip), FailClosed: polErr != nil, PolicyError: polErr,
 		PolicyName: polName, Record: f.record, Version: version, Host: host,
 	})
 	if err != nil {
@@ -137,16 +143,20 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	return rep, nil
 }
 
-// lockPath puts the default lock under --root, so tests with a temp root never share the
-// machine's lock; an explicit --lock is used as given.
-func lockPath(root fsroot.Root, flagValue string) string {
+// lockPath puts the default lock inside --root, so tests with a temp root never share the
+// machine's lock; an explicit --lock is a path on this machine, used as given.
+func lockPath(root fsroot.Root, flagValue string) (fsroot.Root, string) {
 	if flagValue == engine.DefaultLockPath {
-		return root.Path(engine.DefaultLockPath)
+		return root, engine.DefaultLockPath
 	}
-	return flagValue
+	abs, err := filepath.Abs(flagValue)
+	if err != nil {
+		abs = flagValue
+	}
+	return fsroot.New("/"), abs
 }
 
-// cleanList drops blanks around and between --only's items ("os, firewall", "os,,kernel").
+// cleanList drops blanks around and between --only's and --skip's items ("os, firewall", "os,,kernel").
 func cleanList(items []string) []string {
 	var out []string
 	for _, s := range items {

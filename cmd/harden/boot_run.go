@@ -40,6 +40,6 @@ func bootSteps() []engine.Step {
 		accounts.New(),
 		auditstep.New(nil),
 		packages.New(packages.Options{}),
-		clamav.New(clamav.Options{UpdateElsewhere: true}),
+		clamav.New(clamav.Options{}), // the clamav step never runs freshclam: harden boot runs it in the background
 	}
 }

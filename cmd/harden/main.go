@@ -121,6 +121,7 @@ Start with "harden apply --dry-run": it changes nothing and prints what would ch
 		newAlertCmd(stdout, stderr),
 		newInstallCmd(stdout, stderr),
 		newStampCmd(stdout, stderr),
+		newFreshclamCmd(stdout, stderr),
 		newBootCmd(stdout, stderr),
 		newManCmd(stdout),
 		newRulesCmd(stdout),

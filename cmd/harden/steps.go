@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/systemd"
@@ -21,11 +22,14 @@ import (
 type stepOptions struct {
 	netns string // --netns: the firewall step's network namespace
 	root  string // --root: "/" is this machine; anything else is a tree (an image, a test)
+	// freshclamFirstRetry is the freshclam step's first back-off (0: its default, 1 min).
+	freshclamFirstRetry time.Duration
 }
 
 // buildSteps lists the steps in their fixed order: the firewall first, so the machine is
-// closed before anything else runs; services last, so it can start what the others
-// configured and run the restarts they queued.
+// closed before anything else runs; freshclam after clamav's settings and before services,
+// so a run that fetched the first signatures starts clamd; services last, so it can start
+// what the others configured and run the restarts they queued.
 func buildSteps(o stepOptions) []engine.Step {
 	// One D-Bus connection for every step that talks to systemd, opened on first use so
 	// `--only firewall` at early boot never touches D-Bus.
@@ -34,7 +38,8 @@ func buildSteps(o stepOptions) []engine.Step {
 	if offline {
 		// Files go to the tree; this machine's units must not be masked or reloaded for it.
 		sd = func(context.Context) (systemd.Manager, error) {
-			return nil, fmt.Errorf("%w: root is %s, units of this machine are not managed", systemd.ErrNoSystemd, o.root)
+			// No path here: the message goes into the tree's report, which knows no build host.
+			return nil, fmt.Errorf("%w: harden works on a tree (--root), units of this machine are not managed", systemd.ErrNoSystemd)
 		}
 	}
 	return []engine.Step{
@@ -46,6 +51,7 @@ func buildSteps(o stepOptions) []engine.Step {
 		auditstep.New(nil), // the kernel's audit socket, opened on first use
 		packages.New(packages.Options{}),
 		clamav.New(clamav.Options{Offline: offline}),
+		clamav.NewFreshclam(clamav.Options{FirstRetry: o.freshclamFirstRetry}), // its own unit at boot: it needs the network
 		services.New(sd),
 	}
 }

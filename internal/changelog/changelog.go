@@ -20,6 +20,7 @@ import (
 // select on them. The README lists them.
 const (
 	MsgChange     = "8f1b5b2c6a0e4d57a3c1e9d2b7f40a61" // a change harden applied
+	MsgRefused    = "73bfb6faf95c47e6b64da2df346a026b" // a change the machine refused: tried, not made
 	MsgFinding    = "2d6e0c9a4b8f4e1d9c3a7b5e6f1d2c83" // something harden sees but does not fix
 	MsgRun        = "c4a7e2f1083b4d6c95e1a2b3d4f5e6a7" // one run's summary
 	MsgStepFailed = "e13f5a7c92d04b68a1c3e5f7092b4d6e" // a step failed

@@ -4,15 +4,28 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
 )
 
-// Log writes one run's records: every entry carries HARDEN_RUN_ID.
+// Log writes one run's records: every entry carries HARDEN_RUN_ID. A record the sink
+// refuses is kept in Errors, never dropped: the runner puts them in the report and on
+// stderr.
 type Log struct {
 	sink  Sink
 	runID string
+
+	mu   sync.Mutex
+	errs []error
+}
+
+// Errors returns the records that could not be written, in order.
+func (l *Log) Errors() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]error(nil), l.errs...)
 }
 
 // New returns a Log for one run.
@@ -32,6 +45,17 @@ func (l *Log) Change(c Change) error {
 	return l.send(MsgChange, PriNotice, msg, map[string]string{
 		"HARDEN_STEP": c.Step, "HARDEN_OBJECT": c.Object, "HARDEN_ACTION": c.Action,
 		"HARDEN_BEFORE": c.Before, "HARDEN_AFTER": c.After, "HARDEN_REASON": c.Reason,
+	})
+}
+
+// Refused records a change the machine refused: harden tried it and it did not happen
+// (the kernel kept a sysctl, freshclam could not update). Never MsgChange: an auditor
+// selecting applied changes must not find it there.
+func (l *Log) Refused(c Change, why string) error {
+	return l.send(MsgRefused, PriWarning, fmt.Sprintf("%s: %s %s refused: %s", c.Step, c.Action, c.Object, why), map[string]string{
+		"HARDEN_STEP": c.Step, "HARDEN_OBJECT": c.Object, "HARDEN_ACTION": c.Action,
+		"HARDEN_BEFORE": c.Before, "HARDEN_AFTER": c.After, "HARDEN_REASON": c.Reason,
+		"HARDEN_REFUSAL": why,
 	})
 }
 
@@ -147,12 +171,12 @@ func (l *Log) BootBlocked(policy string, reasons []string) error {
 
 // Summary is one run's outcome.
 type Summary struct {
-	DryRun                    bool
-	Status                    string // ok | changed | pending | failed
-	Policy                    string
-	Changes, Findings, Failed int
-	Duration                  time.Duration
-	Version                   string
+	DryRun                             bool
+	Status                             string // ok | changed | pending | failed
+	Policy                             string
+	Changes, Refused, Findings, Failed int
+	Duration                           time.Duration
+	Version                            string
 }
 
 // Run records the run's summary.
@@ -168,7 +192,8 @@ func (l *Log) Run(s Summary) error {
 	msg := fmt.Sprintf("harden run %s: %d changes %s, %d findings, %d steps failed", s.Status, s.Changes, verb, s.Findings, s.Failed)
 	return l.send(MsgRun, pri, msg, map[string]string{
 		"HARDEN_DRY_RUN": strconv.FormatBool(s.DryRun), "HARDEN_STATUS": s.Status, "HARDEN_POLICY": s.Policy,
-		"HARDEN_CHANGES": strconv.Itoa(s.Changes), "HARDEN_FINDINGS": strconv.Itoa(s.Findings),
+		"HARDEN_CHANGES": strconv.Itoa(s.Changes), "HARDEN_REFUSED": strconv.Itoa(s.Refused),
+		"HARDEN_FINDINGS":     strconv.Itoa(s.Findings),
 		"HARDEN_FAILED_STEPS": strconv.Itoa(s.Failed), "HARDEN_DURATION_MS": strconv.FormatInt(s.Duration.Milliseconds(), 10),
 		"HARDEN_VERSION": s.Version,
 	})
@@ -181,7 +206,14 @@ func (l *Log) send(id string, pri Priority, msg string, fields map[string]string
 			delete(fields, k) // an empty journal field says nothing; leave it out
 		}
 	}
-	return l.sink.Send(Entry{MessageID: id, Priority: pri, Message: msg, Fields: fields})
+	err := l.sink.Send(Entry{MessageID: id, Priority: pri, Message: msg, Fields: fields})
+	if err != nil {
+		err = fmt.Errorf("%s: %w", msg, err)
+		l.mu.Lock()
+		l.errs = append(l.errs, err)
+		l.mu.Unlock()
+	}
+	return err
 }
 
 // Priority is a syslog priority.

@@ -21,7 +21,14 @@ type Cmd struct {
 	Env     []string      // nil: inherit; otherwise the whole environment
 	Stdin   []byte        // optional input
 	Timeout time.Duration // 0: only the context bounds it
+	// Grace is how long the program has to finish after SIGTERM before its process group
+	// is killed (0: DefaultGrace).
+	Grace time.Duration
 }
+
+// DefaultGrace is the time a program gets between SIGTERM and SIGKILL: long enough for
+// dpkg or freshclam to finish writing what they hold and leave their state consistent.
+const DefaultGrace = 10 * time.Second
 
 func (c Cmd) String() string {
 	return strings.TrimSpace(c.Name + " " + strings.Join(c.Args, " "))
@@ -45,16 +52,22 @@ const maxOutput = 1 << 20
 // Exec runs real programs.
 type Exec struct{}
 
-// Run starts the program in its own process group and kills the whole group at the
-// deadline, so a hung child (freshclam's helpers, dpkg's maintainer scripts) cannot outlive
-// it. A non-zero exit is an *ExitError carrying the output.
+// Run starts the program in its own process group (a terminal's Ctrl-C reaches harden,
+// not the program in the middle of its work). When ctx ends or the timeout passes, the group
+// gets SIGTERM and Grace to finish; whatever of it is left then is killed with SIGKILL, so a
+// hung child (freshclam's helpers, dpkg's maintainer scripts) cannot outlive it. A non-zero
+// exit is an *ExitError carrying the output.
 func (Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
+	grace := c.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	cmd := exec.Command(c.Name, c.Args...)
 	cmd.Env = c.Env
 	if c.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(c.Stdin)
@@ -62,21 +75,54 @@ func (Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	var stdout, stderr capped
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second // do not wait forever for grandchildren holding our pipes
 	start := time.Now()
-	err := cmd.Run()
-	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start), ExitCode: -1}
+	res := Result{ExitCode: -1}
+	if err := ctx.Err(); err != nil {
+		return res, &ExitError{Cmd: c, Result: res, Err: fmt.Errorf("not started: %w", err)}
+	}
+	if err := cmd.Start(); err != nil {
+		return res, &ExitError{Cmd: c, Result: res, Err: err}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	stopped := ""
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		stopped, err = stop(cmd.Process.Pid, done, grace)
+	}
+	res = Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start), ExitCode: -1}
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	}
-	if ctx.Err() != nil {
-		return res, &ExitError{Cmd: c, Result: res, Err: fmt.Errorf("killed after %s: %w", res.Duration.Round(time.Millisecond), ctx.Err())}
+	if stopped != "" {
+		return res, &ExitError{Cmd: c, Result: res, Err: fmt.Errorf("%s after %s: %w", stopped, res.Duration.Round(time.Millisecond), ctx.Err())}
 	}
 	if err != nil {
 		return res, &ExitError{Cmd: c, Result: res, Err: err}
 	}
 	return res, nil
+}
+
+// stop asks the process group pid leads to stop (SIGTERM) and waits for the leader (the
+// program harden ran) for at most grace, then kills what is left of the group (SIGKILL):
+// the leader when it did not stop in time, stragglers it left behind either way (they had
+// the same SIGTERM and the same time). It returns how the program was stopped and Wait's
+// error.
+func stop(pid int, done <-chan error, grace time.Duration) (string, error) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return "stopped (SIGTERM)", err
+	case <-timer.C:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return fmt.Sprintf("killed (SIGKILL) %s after SIGTERM", grace), <-done
+	}
 }
 
 // ExitError is a program that failed, with its output.

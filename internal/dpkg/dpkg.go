@@ -213,7 +213,7 @@ func ReadInstalled(root fsroot.Root) ([]Pkg, bool, error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	all, err := ParseStatus(root.Path(StatusPath), data)
+	all, err := ParseStatus(StatusPath, data) // the machine's path, in errors and reports
 	if err != nil {
 		return nil, true, err
 	}

@@ -4,56 +4,105 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/harden-dev/harden/internal/fsroot"
 )
 
 // DefaultLockPath is the lock that keeps runs one at a time (boot, timer, a person).
 const DefaultLockPath = "/run/harden.lock"
 
 // Lock is a held run lock; Release frees it. The kernel frees it too if harden dies.
-type Lock struct{ f *os.File }
+type Lock struct{ files []*os.File }
 
-// Acquire takes the run lock: exclusive for an apply, shared for a dry-run (dry-runs may
-// overlap each other but never see an apply half-way). It waits up to wait, then fails
-// with an error that says another run holds it.
+// Acquire takes the run lock at path on this machine (see AcquireIn).
 func Acquire(ctx context.Context, path string, exclusive bool, wait time.Duration) (*Lock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+	return AcquireIn(ctx, fsroot.New("/"), path, exclusive, wait)
+}
+
+// AcquireIn takes the run lock name inside root: exclusive for an apply, shared for a
+// dry-run (dry-runs may overlap each other but never see an apply half-way). It waits up to
+// wait, then fails with an error that says another run holds it.
+//
+// A dry-run creates nothing, not even the lock file: where the file does not exist yet, it
+// holds a shared lock on the file's directory for the whole run instead, and an apply takes
+// that directory exclusively for the moment it creates and locks the file. Either way an
+// apply and a dry-run exclude each other.
+func AcquireIn(ctx context.Context, root fsroot.Root, name string, exclusive bool, wait time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(wait)
+	dirName := path.Dir(path.Clean(name))
+	if exclusive {
+		if err := root.MkdirAll(dirName, 0o755); err != nil {
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	dir, err := root.OpenFile(dirName, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if errors.Is(err, fs.ErrNotExist) && !exclusive {
+		return &Lock{}, nil // no directory, so no run has ever held the lock here
+	}
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	how := unix.LOCK_SH
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	deadline := time.Now().Add(wait)
+	if err := flock(ctx, dir, how, deadline, name, wait); err != nil {
+		dir.Close()
+		return nil, err
+	}
+	flags := os.O_RDONLY
+	if exclusive {
+		flags = os.O_RDWR | os.O_CREATE
+	}
+	f, err := root.OpenFile(name, flags, 0o600)
+	if errors.Is(err, fs.ErrNotExist) && !exclusive {
+		return &Lock{files: []*os.File{dir}}, nil // the directory's shared lock stands for it
+	}
+	if err != nil {
+		dir.Close()
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	if err := flock(ctx, f, how, deadline, name, wait); err != nil {
+		f.Close()
+		dir.Close()
+		return nil, err
+	}
+	dir.Close() // the file's lock holds from here
+	return &Lock{files: []*os.File{f}}, nil
+}
+
+// flock takes a lock on f, retrying until deadline or ctx ends.
+func flock(ctx context.Context, f *os.File, how int, deadline time.Time, name string, wait time.Duration) error {
 	for {
 		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
-			return &Lock{f: f}, nil
+			return nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return fmt.Errorf("lock %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("another harden run holds %s (waited %s)", path, wait)
+			return fmt.Errorf("another harden run holds %s (waited %s)", name, wait)
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
 // Release frees the lock.
-func (l *Lock) Release() error { return l.f.Close() }
+func (l *Lock) Release() error {
+	var errs []error
+	for _, f := range l.files {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}

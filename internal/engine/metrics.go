@@ -32,6 +32,18 @@ func (r *Report) WriteMetrics(w io.Writer) error {
 	for _, s := range r.Steps {
 		fmt.Fprintf(&b, "harden_step_changes{%s,step=%q} %d\n", dr, s.Name, len(s.Changes))
 	}
+	gauge("harden_step_refused_changes", "Changes the machine refused (a sysctl the kernel keeps, a failed signature update).")
+	for _, s := range r.Steps {
+		n := 0
+		for _, c := range s.Changes {
+			if c.Refused != "" {
+				n++
+			}
+		}
+		fmt.Fprintf(&b, "harden_step_refused_changes{%s,step=%q} %d\n", dr, s.Name, n)
+	}
+	gauge("harden_journal_errors", "Journal records of the last run that could not be written.")
+	fmt.Fprintf(&b, "harden_journal_errors{%s} %d\n", dr, len(r.JournalErrors))
 	gauge("harden_step_findings", "Findings of the step by severity.")
 	for _, s := range r.Steps {
 		for _, sev := range []Severity{Info, Warning, Critical} {

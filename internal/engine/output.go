@@ -36,6 +36,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		writeStep(&b, s, r.DryRun, r.FailOn)
 	}
+	for _, e := range r.JournalErrors {
+		fmt.Fprintf(&b, "\n!! journal record not written: %s", e)
+	}
 	b.WriteString("\n" + r.summaryLine() + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -52,7 +55,7 @@ func writeStep(b *strings.Builder, s *StepReport, dryRun bool, failOn string) {
 			mark = "-"
 		}
 		if !dryRun && !c.Applied {
-			mark = "x" // planned but not applied (the step failed before it)
+			mark = "x" // planned but not applied (refused, or the step failed before it)
 		}
 		fmt.Fprintf(b, "  %s %s %s\n", mark, c.Action, c.Object)
 		if c.Before != "" || c.After != "" {
@@ -60,6 +63,9 @@ func writeStep(b *strings.Builder, s *StepReport, dryRun bool, failOn string) {
 		}
 		if c.Reason != "" {
 			fmt.Fprintf(b, "      why: %s\n", c.Reason)
+		}
+		if c.Refused != "" {
+			fmt.Fprintf(b, "      refused: %s\n", c.Refused)
 		}
 		for _, line := range strings.Split(strings.TrimRight(c.Diff, "\n"), "\n") {
 			if line != "" {
@@ -125,8 +131,8 @@ func (r *Report) summaryLine() string {
 			}
 		}
 	}
-	// The headline names what made the run fail: a step, the policy, or (a run that went
-	// fine but found the machine off policy) only findings.
+	// The headline names what made the run fail: a step, the policy, the journal, or (a run
+	// that went fine but found the machine off policy) only findings.
 	head := r.Status
 	switch {
 	case r.Status != StatusFailed:
@@ -134,6 +140,8 @@ func (r *Report) summaryLine() string {
 		head = "failed: policy not loaded"
 	case failed > 0:
 		head = fmt.Sprintf("failed: %d step(s) failed", failed)
+	case len(r.JournalErrors) > 0:
+		head = fmt.Sprintf("failed: %d journal record(s) not written", len(r.JournalErrors))
 	default:
 		head = fmt.Sprintf("off policy: %d finding(s) at or above run.fail_on (%s)", failing, r.FailOn)
 	}
@@ -141,7 +149,11 @@ func (r *Report) summaryLine() string {
 	if strings.Contains(head, ":") {
 		sep = "; "
 	}
-	line := fmt.Sprintf("%s%s%d change(s) %s, findings: ", head, sep, r.ChangeCount(), verb)
+	line := fmt.Sprintf("%s%s%d change(s) %s, ", head, sep, r.ChangeCount(), verb)
+	if n := r.RefusedCount(); n > 0 {
+		line += fmt.Sprintf("%d refused, ", n)
+	}
+	line += "findings: "
 	if len(sev) == 0 {
 		line += "none"
 	} else {

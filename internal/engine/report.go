@@ -21,6 +21,8 @@ type Report struct {
 	FailOn          string        `json:"fail_on"`
 	Status          string        `json:"status"` // ok | changed | pending | failed
 	Steps           []*StepReport `json:"steps"`
+	// JournalErrors are the records the journal did not take (the run then failed).
+	JournalErrors []string `json:"journal_errors,omitempty"`
 
 	// Err joins every step error (nil when none); not part of the JSON, the steps carry them.
 	Err error `json:"-"`
@@ -34,6 +36,9 @@ type StepReport struct {
 	Findings        []*Finding `json:"findings"`
 	Error           string     `json:"error,omitempty"`
 	DurationSeconds float64    `json:"duration_seconds"`
+	// FromRun is set on a step the saved report carries over from an earlier run (this run
+	// left the step out): that run's id.
+	FromRun string `json:"from_run,omitempty"`
 }
 
 func newReport(env *Env, opts Options) *Report {
@@ -51,6 +56,11 @@ func newReport(env *Env, opts Options) *Report {
 func (r *Report) finish(now time.Time, err error) {
 	r.DurationSeconds = now.Sub(r.Started).Seconds()
 	r.Err = err
+	r.restatus()
+}
+
+// restatus sets Status from the steps.
+func (r *Report) restatus() {
 	switch {
 	case r.Failed():
 		r.Status = StatusFailed
@@ -66,7 +76,7 @@ func (r *Report) finish(now time.Time, err error) {
 // Failed reports whether the run failed: a bad policy (even though the default firewall was
 // applied), a failed or cancelled step, or a finding at or above run.fail_on.
 func (r *Report) Failed() bool {
-	if r.FailClosed || r.PolicyError != "" {
+	if r.FailClosed || r.PolicyError != "" || len(r.JournalErrors) > 0 {
 		return true
 	}
 	for _, s := range r.Steps {
@@ -88,6 +98,19 @@ func (r *Report) ChangeCount() int {
 	for _, s := range r.Steps {
 		for _, c := range s.Changes {
 			if r.DryRun || c.Applied {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// RefusedCount is the number of changes the machine refused.
+func (r *Report) RefusedCount() int {
+	n := 0
+	for _, s := range r.Steps {
+		for _, c := range s.Changes {
+			if c.Refused != "" {
 				n++
 			}
 		}
@@ -129,7 +152,7 @@ func (r *Report) summary() changelog.Summary {
 	}
 	return changelog.Summary{
 		DryRun: r.DryRun, Status: r.Status, Policy: r.Policy, Changes: r.ChangeCount(),
-		Findings: findings, Failed: failed, Version: r.Version,
+		Refused: r.RefusedCount(), Findings: findings, Failed: failed, Version: r.Version,
 		Duration: time.Duration(r.DurationSeconds * float64(time.Second)),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -28,6 +29,9 @@ type Options struct {
 	DryRun bool
 	// Only limits the run to these steps (names from Step.Name); empty means all.
 	Only []string
+	// Skip leaves these steps out (harden.service skips what SSH must not wait for: package
+	// removal and the signature update have units of their own).
+	Skip []string
 	// FailClosed: the policy could not be loaded; env.Policy is the embedded default and only
 	// the firewall step runs, so a broken policy never leaves a machine open.
 	FailClosed  bool
@@ -49,12 +53,17 @@ type Runner struct {
 	// Log receives applied changes, findings, step failures and the summary. Use a
 	// changelog.Discard sink for hand-run dry-runs.
 	Log *changelog.Log
+	// Stderr gets the records the journal refused (nil: only the report has them).
+	Stderr io.Writer
 }
 
 // Run runs the selected steps and returns the report. Errors of individual steps are in the
 // report (and in Report.Err); Run itself fails only when its input is unusable.
 func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, error) {
-	if err := r.checkOnly(opts.Only); err != nil {
+	if err := r.checkNames("--only", opts.Only); err != nil {
+		return nil, err
+	}
+	if err := r.checkNames("--skip", opts.Skip); err != nil {
 		return nil, err
 	}
 	rep := newReport(env, opts)
@@ -85,19 +94,37 @@ func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, erro
 	}
 	rep.finish(env.Now(), errs.ErrorOrNil())
 	if !opts.DryRun || opts.Record {
+		// The summary's own write error is collected too; the status it carries cannot
+		// include it, the report and stderr do.
 		_ = r.Log.Run(rep.summary())
 	}
+	r.reportJournalErrors(rep)
 	return rep, nil
 }
 
-func (r *Runner) checkOnly(only []string) error {
-	for _, name := range only {
+// reportJournalErrors puts every record the journal did not take into the report (the run
+// fails: a change that is not in the audit trail breaks "every change is logged") and on
+// Stderr, where an operator or systemd sees it even when the journal is what is broken.
+func (r *Runner) reportJournalErrors(rep *Report) {
+	for _, err := range r.Log.Errors() {
+		rep.JournalErrors = append(rep.JournalErrors, err.Error())
+		if r.Stderr != nil {
+			fmt.Fprintf(r.Stderr, "harden: journal record not written: %v\n", err)
+		}
+	}
+	if len(rep.JournalErrors) > 0 {
+		rep.Status = StatusFailed
+	}
+}
+
+func (r *Runner) checkNames(flag string, list []string) error {
+	for _, name := range list {
 		if !slices.ContainsFunc(r.Steps, func(s Step) bool { return s.Name() == name }) {
 			names := make([]string, len(r.Steps))
 			for i, s := range r.Steps {
 				names[i] = s.Name()
 			}
-			return fmt.Errorf("--only: unknown step %q (steps: %v)", name, names)
+			return fmt.Errorf("%s: unknown step %q (steps: %v)", flag, name, names)
 		}
 	}
 	return nil
@@ -107,6 +134,9 @@ func (r *Runner) selected(name string, opts Options) bool {
 	if opts.FailClosed {
 		return name == FailClosedStep
 	}
+	if slices.Contains(opts.Skip, name) {
+		return false
+	}
 	return len(opts.Only) == 0 || slices.Contains(opts.Only, name)
 }
 
@@ -114,7 +144,8 @@ func (r *Runner) selected(name string, opts Options) bool {
 func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr *StepReport) (err error) {
 	start := env.Now()
 	defer func() { sr.DurationSeconds = env.Now().Sub(start).Seconds() }()
-	ctx, cancel := context.WithTimeout(ctx, stepTimeout(env, s.Name()))
+	timeout := stepTimeout(env, s.Name())
+	ctx, cancel := context.WithTimeout(withStepTimeout(ctx, timeout), timeout)
 	defer cancel()
 	defer func() {
 		if err != nil {
@@ -143,11 +174,13 @@ func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr
 		return fmt.Errorf("apply: %w", err)
 	}
 	markApplied(plan)
-	return r.verify(ctx, env, s, sr)
+	return r.verify(ctx, env, s, sr, plan)
 }
 
 // verify plans again after Apply: anything left means the step did not do what it planned.
-func (r *Runner) verify(ctx context.Context, env *Env, s Step, sr *StepReport) error {
+// The step changed the machine if it applied anything; a plan whose every change was
+// refused leaves it as it was ("ok"), and the re-plan's findings say why.
+func (r *Runner) verify(ctx context.Context, env *Env, s Step, sr *StepReport, applied *Plan) error {
 	again, err := safePlan(ctx, env, s)
 	if err != nil {
 		return fmt.Errorf("plan after apply: %w", err)
@@ -157,15 +190,20 @@ func (r *Runner) verify(ctx context.Context, env *Env, s Step, sr *StepReport) e
 		return fmt.Errorf("did not converge: %d change(s) still planned after apply, first: %s",
 			len(again.Changes), again.Changes[0])
 	}
-	sr.Status = StatusChanged
+	sr.Status = StatusOK
+	for _, c := range applied.Changes {
+		if c.Applied {
+			sr.Status = StatusChanged
+		}
+	}
 	return nil
 }
 
 // markApplied marks the changes a whole-plan Apply made (those without Do): Apply returned
-// nil, so all of them were made.
+// nil, so all of them were made, unless the step marked one refused.
 func markApplied(p *Plan) {
 	for _, c := range p.Changes {
-		if c.Do == nil {
+		if c.Do == nil && c.Refused == "" {
 			c.Applied = true
 		}
 	}
@@ -214,12 +252,17 @@ func nonNil(p *Plan) ([]*Change, []*Finding) {
 	return c, f
 }
 
-// logStep records what a step changed and found, for audit.
+// logStep records what a step changed, what the machine refused and what the step found,
+// for audit. A change is recorded as applied only if it was.
 func (r *Runner) logStep(sr *StepReport) {
 	for _, c := range sr.Changes {
-		if c.Applied {
-			_ = r.Log.Change(changelog.Change{Step: sr.Name, Object: c.Object, Action: c.Action,
-				Before: c.Before, After: c.After, Reason: c.Reason})
+		rec := changelog.Change{Step: sr.Name, Object: c.Object, Action: c.Action,
+			Before: c.Before, After: c.After, Reason: c.Reason}
+		switch {
+		case c.Applied:
+			_ = r.Log.Change(rec)
+		case c.Refused != "":
+			_ = r.Log.Refused(rec, c.Refused)
 		}
 	}
 	for _, f := range sr.Findings {

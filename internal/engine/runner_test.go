@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -266,6 +269,18 @@ func TestMetricsAndSavedReport(t *testing.T) {
 	assert.Contains(t, string(js), `"dry_run": true`)
 	_, err = env.Root.Stat(env.Policy.Run.Report)
 	assert.Error(t, err, "a dry-run never overwrites the last apply's report")
+	fi, err := env.Root.Stat(strings.Replace(env.Policy.Run.Report, ".json", "-dryrun.json", 1))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "the report (it holds the audit diff) is not world-readable")
+
+	// An older, world-readable report is tightened by the next save.
+	require.NoError(t, env.Root.WriteState(env.Policy.Run.Report, []byte("{}"), 0o644))
+	rep, err = r.Run(context.Background(), env, engine.Options{})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, rep))
+	fi, err = env.Root.Stat(env.Policy.Run.Report)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
 }
 
 func TestLockIsExclusiveForApplyAndSharedForDryRun(t *testing.T) {
@@ -298,4 +313,183 @@ func TestRestartQueue(t *testing.T) {
 	assert.Equal(t, []string{"clamd.conf changed", "OnAccessPrevention changed"}, p[1].Reasons)
 	q.Done("b.service")
 	assert.Len(t, q.Pending(), 1)
+}
+
+// refuser plans one change the machine refuses and one it takes.
+type refuser struct{ applied, tried bool }
+
+func (r *refuser) Name() string { return "kernel" }
+func (r *refuser) Plan(context.Context, *engine.Env) (*engine.Plan, error) {
+	p := &engine.Plan{}
+	if !r.tried {
+		p.Add(&engine.Change{Object: "sysctl kernel.x", Action: engine.ActionSet, Before: "0", After: "1", Reason: "r",
+			Do: func(context.Context) error {
+				r.tried = true
+				return engine.Refuse("write refused: %s", "operation not permitted")
+			}})
+	}
+	if !r.applied {
+		p.Add(&engine.Change{Object: "sysctl kernel.y", Action: engine.ActionSet, Before: "0", After: "1", Reason: "r",
+			Do: func(context.Context) error { r.applied = true; return nil }})
+	}
+	return p, nil
+}
+func (r *refuser) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}
+
+// A change the machine refused is its own record, never "change applied"; the run goes on.
+func TestRefusedChangeIsRecordedAsRefused(t *testing.T) {
+	rep, mem := run(t, engine.Options{}, &refuser{})
+	sr := rep.Steps[0]
+	require.Equal(t, engine.StatusChanged, sr.Status, sr.Error)
+	assert.False(t, sr.Changes[0].Applied)
+	assert.Equal(t, "write refused: operation not permitted", sr.Changes[0].Refused)
+	assert.True(t, sr.Changes[1].Applied)
+	changes := mem.ByID(changelog.MsgChange)
+	require.Len(t, changes, 1)
+	assert.Equal(t, "sysctl kernel.y", changes[0].Fields["HARDEN_OBJECT"])
+	refused := mem.ByID(changelog.MsgRefused)
+	require.Len(t, refused, 1)
+	assert.Equal(t, "sysctl kernel.x", refused[0].Fields["HARDEN_OBJECT"])
+	assert.Equal(t, "write refused: operation not permitted", refused[0].Fields["HARDEN_REFUSAL"])
+	assert.Equal(t, 1, rep.ChangeCount())
+	assert.Equal(t, "1", mem.ByID(changelog.MsgRun)[0].Fields["HARDEN_REFUSED"])
+
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteText(&buf))
+	assert.Contains(t, buf.String(), "x set sysctl kernel.x")
+	assert.Contains(t, buf.String(), "refused: write refused: operation not permitted")
+	buf.Reset()
+	require.NoError(t, rep.WriteMetrics(&buf))
+	assert.Contains(t, buf.String(), `harden_step_refused_changes{dry_run="false",step="kernel"} 1`)
+}
+
+// failingSink is a journal that takes nothing.
+type failingSink struct{}
+
+func (failingSink) Send(changelog.Entry) error {
+	return errors.New("journal socket: connection refused")
+}
+
+// A record the journal did not take is not dropped: it reaches stderr and the report, and the
+// run fails (a change missing from the audit trail).
+func TestJournalErrorsReachStderrAndTheReport(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	var stderr bytes.Buffer
+	r := &engine.Runner{Steps: []engine.Step{&counter{name: "a", want: 1}}, Log: changelog.New(failingSink{}, env.RunID), Stderr: &stderr}
+	rep, err := r.Run(context.Background(), env, engine.Options{})
+	require.NoError(t, err)
+	require.Len(t, rep.JournalErrors, 2, "the change and the summary")
+	assert.Contains(t, rep.JournalErrors[0], "a: set a value")
+	assert.Contains(t, rep.JournalErrors[0], "journal socket: connection refused")
+	assert.Contains(t, stderr.String(), "harden: journal record not written: a: set a value")
+	assert.Equal(t, engine.StatusFailed, rep.Status)
+	assert.Equal(t, 1, rep.ExitCode(false))
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&buf))
+	assert.Contains(t, buf.String(), `"journal_errors"`)
+}
+
+// A change runs to its end under its own deadline, not the run's: a signal during a change
+// lets it finish, and stops the run before the next one.
+func TestSignalDuringAChangeLetsItFinish(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var finished []int
+	p := &engine.Plan{}
+	for i := 0; i < 2; i++ {
+		p.Add(&engine.Change{Object: "x", Action: "set", Do: func(cctx context.Context) error {
+			cancel() // SIGTERM arrives while the change runs
+			select {
+			case <-cctx.Done():
+				return cctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			finished = append(finished, i)
+			return nil
+		}})
+	}
+	err := engine.ApplyChanges(ctx, p)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, []int{0}, finished, "the first change finished, the second never started")
+	assert.True(t, p.Changes[0].Applied)
+
+	// Its own deadline still holds.
+	c := &engine.Change{Object: "y", Action: "set", Timeout: 50 * time.Millisecond,
+		Do: func(cctx context.Context) error { <-cctx.Done(); return cctx.Err() }}
+	require.ErrorIs(t, engine.RunChange(context.Background(), c), context.DeadlineExceeded)
+}
+
+// A dry-run creates no lock file; where there is none, it holds the directory, and an apply
+// still waits for it (and it for an apply).
+func TestDryRunLockCreatesNothing(t *testing.T) {
+	root := fsroot.New(t.TempDir())
+	require.NoError(t, root.MkdirAll("/run", 0o755))
+	ctx := context.Background()
+	dry, err := engine.AcquireIn(ctx, root, engine.DefaultLockPath, false, time.Second)
+	require.NoError(t, err)
+	_, err = root.Lstat(engine.DefaultLockPath)
+	require.ErrorIs(t, err, fs.ErrNotExist, "a dry-run created the lock file")
+	_, err = engine.AcquireIn(ctx, root, engine.DefaultLockPath, true, 100*time.Millisecond)
+	require.ErrorContains(t, err, "another harden run holds", "an apply must wait for the dry-run")
+	dry2, err := engine.AcquireIn(ctx, root, engine.DefaultLockPath, false, 100*time.Millisecond)
+	require.NoError(t, err, "dry-runs overlap")
+	require.NoError(t, dry.Release())
+	require.NoError(t, dry2.Release())
+
+	apply, err := engine.AcquireIn(ctx, root, engine.DefaultLockPath, true, time.Second)
+	require.NoError(t, err)
+	_, err = engine.AcquireIn(ctx, root, engine.DefaultLockPath, false, 100*time.Millisecond)
+	require.ErrorContains(t, err, "another harden run holds", "a dry-run waits for the apply")
+	require.NoError(t, apply.Release())
+
+	// In a tree without even /run, a dry-run needs no lock and makes no directory.
+	bare := fsroot.New(t.TempDir())
+	l, err := engine.AcquireIn(ctx, bare, engine.DefaultLockPath, false, time.Second)
+	require.NoError(t, err)
+	require.NoError(t, l.Release())
+	_, err = bare.Lstat("/run")
+	require.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+// At boot three units run parts of the steps (harden.service, harden-packages.service,
+// harden-freshclam.service): the saved report and metrics keep every step's last result,
+// each marked with the run it comes from, not only the last unit's steps as "skipped".
+func TestSavedReportKeepsTheStepsARunLeftOut(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	a, b := &counter{name: "a", want: 1}, &counter{name: "b", want: 1}
+	r := &engine.Runner{Steps: []engine.Step{a, b}, Log: changelog.New(&changelog.Memory{}, "x")}
+	first, err := r.Run(context.Background(), env, engine.Options{Skip: []string{"b"}})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, first))
+
+	env.RunID = "fedcba9876543210fedcba9876543210"
+	second, err := r.Run(context.Background(), env, engine.Options{Only: []string{"b"}})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, second))
+	assert.Equal(t, engine.StatusSkipped, second.Steps[0].Status, "the run's own report is untouched")
+
+	var saved engine.Report
+	data, err := env.Root.ReadFile(env.Policy.Run.Report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &saved))
+	assert.Equal(t, second.RunID, saved.RunID)
+	require.Len(t, saved.Steps, 2)
+	assert.Equal(t, engine.StatusChanged, saved.Steps[0].Status, "a's result from the first run")
+	assert.Equal(t, first.RunID, saved.Steps[0].FromRun)
+	assert.Equal(t, engine.StatusChanged, saved.Steps[1].Status)
+	assert.Empty(t, saved.Steps[1].FromRun)
+	prom, err := env.Root.ReadFile(env.Policy.Run.Metrics)
+	require.NoError(t, err)
+	assert.Contains(t, string(prom), `harden_step_status{dry_run="false",step="a",status="changed"} 1`)
+
+	// A fail-closed run carries nothing over: its steps did not run because of the policy.
+	third, err := r.Run(context.Background(), env, engine.Options{FailClosed: true, PolicyError: errors.New("bad"), PolicyName: "p"})
+	require.NoError(t, err)
+	require.NoError(t, engine.SaveReport(env.Root, env.Policy, third))
+	data, err = env.Root.ReadFile(env.Policy.Run.Report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &saved))
+	assert.Equal(t, engine.StatusSkipped, saved.Steps[0].Status)
 }

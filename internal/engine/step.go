@@ -5,7 +5,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // Step is one area of the machine harden owns (firewall, audit, sshd, ...).
@@ -67,9 +69,27 @@ type Change struct {
 	Reason string `json:"reason"`
 	// Applied is set by the runner once Do returned without error.
 	Applied bool `json:"applied"`
+	// Refused says why the machine refused the change (a sysctl the kernel keeps, a
+	// signature update freshclam could not make): it was tried and did not happen, and is
+	// recorded as such, never as applied. Set when Do returns a *Refusal.
+	Refused string `json:"refused,omitempty"`
 	// Do makes the change. Steps that apply a whole plan at once (one netlink transaction)
 	// may leave Do nil and do the work in Apply.
 	Do func(ctx context.Context) error `json:"-"`
+	// Timeout bounds Do (0: the step's timeout). Do runs to its end under it, whatever
+	// happens to the run meanwhile (SIGTERM): see ChangeContext.
+	Timeout time.Duration `json:"-"`
+}
+
+// Refusal is the error Do returns when the machine refused the change: the run goes on,
+// the change is recorded as refused, and the step's next plan reports why.
+type Refusal struct{ Why string }
+
+func (r *Refusal) Error() string { return "refused: " + r.Why }
+
+// Refuse returns a *Refusal.
+func Refuse(format string, args ...any) error {
+	return &Refusal{Why: fmt.Sprintf(format, args...)}
 }
 
 func (c *Change) String() string {
@@ -126,9 +146,9 @@ type Finding struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ApplyChanges runs each change's Do in order and marks it applied. It stops at the first
-// error, and between changes when ctx is cancelled (SIGTERM at shutdown): a change is never
-// interrupted half-way by the runner, only not started.
+// ApplyChanges runs each change's Do in order and marks it applied (or refused). It stops at
+// the first error, and between changes when ctx is cancelled (SIGTERM at shutdown) or the
+// step's time is up: a change is never interrupted half-way by the runner, only not started.
 func ApplyChanges(ctx context.Context, p *Plan) error {
 	for _, c := range p.Changes {
 		if err := ctx.Err(); err != nil {
@@ -137,10 +157,52 @@ func ApplyChanges(ctx context.Context, p *Plan) error {
 		if c.Do == nil {
 			return fmt.Errorf("change %q has no Do function (step bug)", c)
 		}
-		if err := c.Do(ctx); err != nil {
+		if err := RunChange(ctx, c); err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
-		c.Applied = true
 	}
 	return nil
+}
+
+// RunChange runs one change's Do under ChangeContext and records the outcome: Applied when
+// Do returned nil, Refused when it returned a *Refusal (not an error of the step).
+func RunChange(ctx context.Context, c *Change) error {
+	cctx, cancel := ChangeContext(ctx, c.Timeout)
+	defer cancel()
+	err := c.Do(cctx)
+	var r *Refusal
+	switch {
+	case errors.As(err, &r):
+		c.Refused = r.Why
+		return nil
+	case err != nil:
+		return err
+	}
+	c.Applied = true
+	return nil
+}
+
+// DefaultChangeTimeout bounds a change when neither it nor its step says otherwise.
+const DefaultChangeTimeout = 2 * time.Minute
+
+type stepTimeoutKey struct{}
+
+// ChangeContext is the context one change runs under: the run's values but not its
+// cancellation, so a signal or the step's timeout never stops a change in the middle (a
+// dpkg --purge killed half-way leaves a half-removed package), and its own deadline:
+// timeout, or the step's timeout when 0. Steps that apply a whole plan themselves use it
+// for each unit of work; ApplyChanges uses it for every Do.
+func ChangeContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = DefaultChangeTimeout
+		if d, ok := ctx.Value(stepTimeoutKey{}).(time.Duration); ok && d > 0 {
+			timeout = d
+		}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
+}
+
+// withStepTimeout records the step's timeout for ChangeContext.
+func withStepTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, stepTimeoutKey{}, d)
 }

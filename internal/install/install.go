@@ -16,9 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -39,16 +37,18 @@ const TmpfilesPath = "/etc/tmpfiles.d/harden.conf"
 // embedded unit agrees, so a unit edited to another path fails the tests, not a boot.
 const Binary = "/usr/local/sbin/harden"
 
-// unitsBinary returns the program every unit's ExecStart= runs, or an error naming the units
-// that disagree.
+// unitsBinary returns the program every unit's Exec*= lines run (ExecStart=, and a drop-in's
+// ExecStartPost=/ExecReload=), or an error naming the units that disagree.
 func unitsBinary(units []Unit) (string, error) {
 	seen := map[string][]string{}
 	for _, u := range units {
 		for _, line := range strings.Split(string(u.Data), "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ExecStart="); ok {
-				if f := strings.Fields(strings.TrimLeft(v, "-@:+!")); len(f) > 0 {
-					seen[f[0]] = append(seen[f[0]], u.Name)
-				}
+			k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+			if !ok || !strings.HasPrefix(k, "Exec") {
+				continue
+			}
+			if f := strings.Fields(strings.TrimLeft(v, "-@:+!")); len(f) > 0 {
+				seen[f[0]] = append(seen[f[0]], u.Name)
 			}
 		}
 	}
@@ -101,19 +101,23 @@ type Unit struct {
 	Data []byte
 }
 
-// Units returns the embedded units, sorted by name.
+// Units returns the embedded units, sorted by name. A drop-in for another package's unit
+// (clamav-clamonacc.service.d/harden.conf) is named by its path under UnitDir.
 func Units() ([]Unit, error) {
-	entries, err := fs.ReadDir(assets.Units, "units")
+	var units []Unit
+	err := fs.WalkDir(assets.Units, "units", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(assets.Units, p)
+		if err != nil {
+			return err
+		}
+		units = append(units, Unit{Name: strings.TrimPrefix(p, "units/"), Data: b})
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	var units []Unit
-	for _, e := range entries {
-		b, err := fs.ReadFile(assets.Units, path.Join("units", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		units = append(units, Unit{Name: e.Name(), Data: b})
 	}
 	sort.Slice(units, func(i, j int) bool { return units[i].Name < units[j].Name })
 	return units, nil
@@ -142,7 +146,11 @@ func Run(ctx context.Context, opts Options) ([]Change, error) {
 	changes = append(changes, tmpfiles...)
 	if len(tmpfiles) > 0 && !opts.DryRun && opts.Tmpfiles != nil {
 		// Now, not only at the next boot: harden watch may start right after install.
-		if err := opts.Tmpfiles(ctx, opts.Root.Path(TmpfilesPath)); err != nil {
+		file, err := opts.Root.HostPath(TmpfilesPath)
+		if err == nil {
+			err = opts.Tmpfiles(ctx, file)
+		}
+		if err != nil {
 			return changes, fmt.Errorf("install: systemd-tmpfiles --create %s: %w", TmpfilesPath, err)
 		}
 	}
@@ -213,16 +221,18 @@ func writeUnit(opts Options, u Unit) ([]Change, error) {
 }
 
 func writeFile(opts Options, name string, data []byte) ([]Change, error) {
-	same, err := opts.Root.Same(name, data, 0o644)
-	if err != nil || same {
+	// harden's units and its tmpfiles.d file are harden's: root:root 0644, whoever owned
+	// them before.
+	d, err := opts.Root.Check(name, data, 0o644)
+	if err != nil || d.Same() {
 		return nil, err
 	}
 	action := "create"
-	if _, ok, _ := opts.Root.ReadFileIfExists(name); ok {
+	if d.Exists {
 		action = "update"
 	}
 	if !opts.DryRun {
-		if _, err := opts.Root.WriteFile(name, data, 0o644); err != nil {
+		if _, err := opts.Root.WriteOwned(name, data, 0o644); err != nil {
 			return nil, fmt.Errorf("install: %w", err)
 		}
 	}
@@ -235,11 +245,10 @@ func writeFile(opts Options, name string, data []byte) ([]Change, error) {
 func link(opts Options, dir, unit string, planOnly bool) ([]Change, error) {
 	name := path.Join(UnitDir, dir, unit)
 	want := path.Join(UnitDir, unit)
-	host := opts.Root.Path(name)
-	fi, err := os.Lstat(host)
+	fi, err := opts.Root.Lstat(name)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
-		if cur, _ := os.Readlink(host); cur == want {
+		if cur, _ := opts.Root.Readlink(name); cur == want {
 			return nil, nil
 		}
 	case err == nil:
@@ -250,17 +259,9 @@ func link(opts Options, dir, unit string, planOnly bool) ([]Change, error) {
 	if planOnly {
 		return []Change{{Object: name, Action: "link"}}, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-		return nil, err
-	}
-	// Atomic replace: a temporary link renamed over the old one.
-	tmp := host + ".harden-tmp"
-	_ = os.Remove(tmp)
-	if err := os.Symlink(want, tmp); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, host); err != nil {
-		_ = os.Remove(tmp)
+	// Atomic replace (a temporary link renamed over the old one), inside the root: a
+	// .wants directory that is a link in an image tree is followed in the tree.
+	if err := opts.Root.Symlink(want, name); err != nil {
 		return nil, err
 	}
 	return []Change{{Object: name, Action: "link"}}, nil

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/internal/systemd/systemdtest"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // linkingSystemd stands in for systemd in the logic tests: Enable makes the links the image
@@ -63,10 +65,12 @@ func TestInstallWritesAndEnablesUnits(t *testing.T) {
 	// The links systemctl enable would make, and no others (harden-audit.service is started
 	// by its timer only).
 	for link, target := range map[string]string{
-		"sysinit.target.wants/harden-firewall.service": "harden-firewall.service",
-		"multi-user.target.wants/harden.service":       "harden.service",
-		"multi-user.target.wants/harden-watch.service": "harden-watch.service",
-		"timers.target.wants/harden-audit.timer":       "harden-audit.timer",
+		"sysinit.target.wants/harden-firewall.service":     "harden-firewall.service",
+		"multi-user.target.wants/harden.service":           "harden.service",
+		"multi-user.target.wants/harden-watch.service":     "harden-watch.service",
+		"timers.target.wants/harden-audit.timer":           "harden-audit.timer",
+		"multi-user.target.wants/harden-packages.service":  "harden-packages.service",
+		"multi-user.target.wants/harden-freshclam.service": "harden-freshclam.service",
 	} {
 		got, err := os.Readlink(root.Path("/etc/systemd/system/" + link))
 		require.NoError(t, err, link)
@@ -77,7 +81,7 @@ func TestInstallWritesAndEnablesUnits(t *testing.T) {
 	tmpfiles, err := os.ReadFile(root.Path(TmpfilesPath))
 	require.NoError(t, err)
 	assert.Contains(t, string(tmpfiles), "/var/lib/harden/spool/inbox    0730 root clamav")
-	assert.Len(t, changes, 1+len(units)+4)
+	assert.Len(t, changes, 1+len(units)+6)
 }
 
 // On a live machine the tmpfiles.d entry is applied at once (the inbox must exist before
@@ -113,7 +117,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, DryRun: true, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 10, "tmpfiles.d, 5 units, 4 links")
+	assert.Len(t, changes, 15, "tmpfiles.d, 7 units and a drop-in, 6 links")
 	assert.Zero(t, sd.reloads)
 	assert.Empty(t, sd.enabled)
 	assert.Equal(t, before, enginetest.TreeDigest(t, root.Dir()))
@@ -200,6 +204,9 @@ func TestUnitsOrdering(t *testing.T) {
 		dir := t.TempDir()
 		var files []string
 		for n, d := range byName {
+			if strings.Contains(n, ".d/") {
+				continue // a drop-in is not a unit of its own
+			}
 			files = append(files, filepath.Join(dir, n))
 			require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte(d), 0o644))
 		}
@@ -210,6 +217,65 @@ func TestUnitsOrdering(t *testing.T) {
 			}
 		}
 	}
+}
+
+// unitKeys parses a unit file into section.Key -> values (every line of a repeated key).
+func unitKeys(data string) map[string][]string {
+	out := map[string][]string{}
+	section := ""
+	for _, line := range strings.Split(data, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '[':
+			section = strings.Trim(line, "[]")
+		default:
+			k, v, _ := strings.Cut(line, "=")
+			out[section+"."+k] = append(out[section+"."+k], strings.Fields(v)...)
+		}
+	}
+	return out
+}
+
+// Boot order: SSH waits for harden.service only, which neither waits for the network nor
+// runs freshclam or dpkg; those have units SSH does not wait for (freshclam after
+// network-online.target); the alert daemon starts on its own, not after harden.service;
+// a signal to harden.service or harden-packages.service reaches harden alone.
+func TestBootOrderNeverHoldsUpSSH(t *testing.T) {
+	units, err := Units()
+	require.NoError(t, err)
+	keys := map[string]map[string][]string{}
+	for _, u := range units {
+		keys[u.Name] = unitKeys(string(u.Data))
+	}
+	for name, k := range keys {
+		if name != "harden.service" {
+			assert.NotContains(t, k["Unit.Before"], "ssh.service", "%s: SSH must not wait for it", name)
+			assert.NotContains(t, k["Unit.Before"], "ssh.socket", name)
+		}
+	}
+	h := keys["harden.service"]
+	assert.Contains(t, h["Unit.Before"], "ssh.service", "sshd starts with harden's configuration")
+	assert.NotContains(t, h["Unit.After"], "network-online.target")
+	assert.NotContains(t, h["Unit.Wants"], "network-online.target")
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "apply", "--skip", "packages,freshclam"}, h["Service.ExecStart"])
+	assert.Equal(t, []string{"mixed"}, h["Service.KillMode"])
+
+	f := keys["harden-freshclam.service"]
+	assert.Contains(t, f["Unit.After"], "network-online.target")
+	assert.Contains(t, f["Unit.Wants"], "network-online.target")
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "freshclam"}, f["Service.ExecStart"])
+	assert.Equal(t, []string{"exec"}, f["Service.Type"], "the boot does not wait for retries")
+
+	pk := keys["harden-packages.service"]
+	assert.Subset(t, pk["Unit.After"], []string{"harden.service", "ssh.service"})
+	assert.Equal(t, []string{"/usr/local/sbin/harden", "apply", "--only", "packages", "--lock-wait", "30m"}, pk["Service.ExecStart"])
+	assert.Equal(t, []string{"mixed"}, pk["Service.KillMode"])
+
+	w := keys["harden-watch.service"]
+	assert.NotContains(t, w["Unit.After"], "harden.service", "alerting is on while harden runs")
+	assert.NotContains(t, w["Unit.After"], "network-online.target")
+
 }
 
 func TestStamp(t *testing.T) {
@@ -240,8 +306,9 @@ func TestInstallLiveEnablesThenReloads(t *testing.T) {
 	sd := &linkingSystemd{root: root}
 	changes, err := Run(context.Background(), Options{Root: root, Systemd: sd})
 	require.NoError(t, err)
-	assert.Len(t, changes, 10) // tmpfiles.d, 5 units, 4 links
-	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-watch.service", "harden.service"}}, sd.enabled,
+	assert.Len(t, changes, 15) // tmpfiles.d, 7 units and a drop-in, 6 links
+	assert.Equal(t, [][]string{{"harden-audit.timer", "harden-firewall.service", "harden-freshclam.service", "harden-packages.service",
+		"harden-watch.service", "harden.service"}}, sd.enabled,
 		"every unit with an [Install] section, in one call; harden-audit.service only through its timer")
 	assert.Equal(t, 1, sd.reloads)
 
@@ -257,7 +324,8 @@ func TestInstallLiveEnablesThenReloads(t *testing.T) {
 func TestInstallOverRealDBus(t *testing.T) {
 	bus := systemdtest.StartBus(t)
 	var specs []systemdtest.UnitSpec
-	for _, n := range []string{"harden.service", "harden-firewall.service", "harden-watch.service", "harden-audit.timer", "harden-audit.service"} {
+	for _, n := range []string{"harden.service", "harden-firewall.service", "harden-watch.service", "harden-audit.timer", "harden-audit.service",
+		"harden-packages.service", "harden-freshclam.service"} {
 		specs = append(specs, systemdtest.UnitSpec{Name: n, FileState: "disabled", Path: "/etc/systemd/system/" + n})
 	}
 	fake := systemdtest.NewFake(t, bus, specs)
@@ -278,10 +346,57 @@ func TestInstallOverRealDBus(t *testing.T) {
 			links++
 		}
 	}
-	assert.Equal(t, 4, links)
+	assert.Equal(t, 6, links)
 
 	changes, err = Run(context.Background(), Options{Root: root, Systemd: conn})
 	require.NoError(t, err)
 	assert.Empty(t, changes, "second install: units the same, systemd reports no new links")
 	assert.Equal(t, 1, fake.Reloads())
+}
+
+// An image tree whose unit directory and .wants directory are absolute links (to where they
+// would be on the build host): install writes and links inside the tree, and the build host's
+// files are untouched. The same for stamp's files.
+func TestInstallAndStampStayInsideTheTree(t *testing.T) {
+	root := rootWithBinary(t)
+	host := t.TempDir() // stands for the build host's /etc/systemd/system and /etc/harden
+	require.NoError(t, os.WriteFile(filepath.Join(host, "harden.service"), []byte("host unit\n"), 0o644))
+	require.NoError(t, os.MkdirAll(root.Path("/etc/systemd"), 0o755))
+	require.NoError(t, os.Symlink(host, root.Path("/etc/systemd/system")))
+	require.NoError(t, os.Symlink(host, root.Path("/etc/harden")))
+	require.NoError(t, os.MkdirAll(root.Path("/var/lib"), 0o755))
+	require.NoError(t, os.Symlink(host, root.Path("/var/lib/clamav")))
+	require.NoError(t, os.WriteFile(filepath.Join(host, "freshclam.dat"), []byte("host state\n"), 0o644))
+	before := enginetest.TreeDigest(t, host)
+
+	_, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	_, err = Stamp(root, time.Now(), "img-1")
+	require.NoError(t, err)
+
+	assert.Equal(t, before, enginetest.TreeDigest(t, host), "install or stamp touched the build host")
+	unit, err := root.ReadFile("/etc/systemd/system/harden.service")
+	require.NoError(t, err)
+	assert.NotEqual(t, "host unit\n", string(unit))
+	_, err = os.Stat(filepath.Join(root.Dir(), host, "harden.service"))
+	assert.NoError(t, err, "the unit is in the tree, where the link leads inside it")
+}
+
+// harden's units are harden's: a unit someone else came to own is rewritten root:root 0644.
+func TestInstallTakesUnitsBack(t *testing.T) {
+	need.Root(t, "chown a file to another user")
+	root := rootWithBinary(t)
+	_, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	unit := root.Path("/etc/systemd/system/harden.service")
+	require.NoError(t, os.Chown(unit, 1000, 1000))
+	changes, err := Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	assert.Equal(t, []Change{{Object: "/etc/systemd/system/harden.service", Action: "update"}}, changes)
+	fi, err := os.Stat(unit)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(0), fi.Sys().(*syscall.Stat_t).Uid)
+	changes, err = Run(context.Background(), Options{Root: root})
+	require.NoError(t, err)
+	assert.Empty(t, changes)
 }

@@ -25,7 +25,7 @@ func Stamp(root fsroot.Root, now time.Time, imageID string) ([]Change, error) {
 		fmt.Fprintf(&b, "IMAGE_ID=%s\n", imageID)
 	}
 	var changes []Change
-	wrote, err := root.WriteFile(StampFile, []byte(b.String()), 0o644)
+	wrote, err := root.WriteOwned(StampFile, []byte(b.String()), 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("stamp: %w", err)
 	}

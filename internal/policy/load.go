@@ -3,6 +3,8 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/harden-dev/harden/assets"
+	"github.com/harden-dev/harden/internal/fsroot"
 )
 
 // DefaultPath is where the machine's policy lives; without it the embedded default applies.
@@ -99,38 +102,88 @@ const (
 	SkipOwner  FileCheck = false
 )
 
-// LoadFile reads and parses a policy file over the embedded default. With CheckOwner, a file
-// (or its directory) that is not owned by root or is writable by group or others is refused:
+// LoadFile reads and parses a policy file (a path on this machine) over the embedded
+// default. With CheckOwner the file must be one only root could have written (see LoadIn):
 // whoever can write the policy can open the firewall.
 func LoadFile(path string, check FileCheck) (*Policy, error) {
-	if check == CheckOwner {
-		if err := checkOwner(path); err != nil {
-			return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
-		}
-	}
-	data, err := os.ReadFile(path)
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
 	}
-	return Parse(path, data, nil)
+	return load(fsroot.New("/"), abs, path, check)
 }
 
-func checkOwner(path string) error {
-	for _, p := range []string{path, filepath.Dir(path)} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
+// LoadIn reads and parses the policy at name inside root (the machine's policy under
+// --root). With CheckOwner it is refused unless only root could have written it: the file
+// is opened without following a link (a link there is refused), checked with fstat on the
+// descriptor that is then read (so no swap between check and read), and every directory
+// on the way, the root included, must be owned by root and not writable by group or
+// others. A sticky directory owned by root (/tmp) passes: there only the owner of an entry
+// may rename or remove it, and the entries on the way are checked to be root's.
+func LoadIn(root fsroot.Root, name string, check FileCheck) (*Policy, error) {
+	return load(root, name, name, check)
+}
+
+func load(root fsroot.Root, name, display string, check FileCheck) (*Policy, error) {
+	fail := func(err error) (*Policy, error) {
+		return nil, Errors{{Pos: Pos{File: display}, Msg: err.Error()}}
+	}
+	var f *os.File
+	var err error
+	if check == CheckOwner {
+		f, err = root.OpenVerified(name, trustedDir)
+		if err == nil {
+			err = trustedFile(f)
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("cannot read the owner of %s", p)
-		}
-		if st.Uid != 0 {
-			return fmt.Errorf("refused: %s is owned by uid %d, not root", p, st.Uid)
-		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("refused: %s is writable by group or others (mode %04o)", p, fi.Mode().Perm())
-		}
+	} else {
+		f, err = root.Open(name)
+	}
+	if f != nil {
+		defer f.Close()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fail(err)
+	}
+	return Parse(display, data, nil)
+}
+
+// trustedDir accepts a directory only root can change the entries of.
+func trustedDir(dir string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot read the owner of %s", dir)
+	}
+	if st.Uid != 0 {
+		return fmt.Errorf("refused: %s is owned by uid %d, not root", dir, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return fmt.Errorf("refused: %s is writable by group or others (mode %04o)", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// trustedFile checks the open policy file itself.
+func trustedFile(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("refused: %s is not a regular file", f.Name())
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot read the owner of %s", f.Name())
+	}
+	if st.Uid != 0 {
+		return fmt.Errorf("refused: %s is owned by uid %d, not root", f.Name(), st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("refused: %s is writable by group or others (mode %04o)", f.Name(), fi.Mode().Perm())
 	}
 	return nil
 }

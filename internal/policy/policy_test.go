@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
@@ -175,6 +176,61 @@ func TestLoadFileRefusesFilesOthersCanWrite(t *testing.T) {
 	require.ErrorContains(t, err, "refused: "+dir+" is writable by group or others")
 }
 
+// The check cannot be dodged with links: the file itself may not be a link (O_NOFOLLOW), a
+// directory reached through a link is checked like any other, and what is read is the file
+// that was checked. Under a root, a link to a policy on the build host is refused, not read.
+func TestLoadRefusesLinksAndLinkedDirectoriesOthersCanWrite(t *testing.T) {
+	need.Root(t, "files must be owned by root to pass the check")
+	good := t.TempDir()
+	require.NoError(t, os.Chmod(good, 0o755))
+	real := filepath.Join(good, "real.yaml")
+	require.NoError(t, os.WriteFile(real, []byte("version: 1\n"), 0o600))
+
+	link := filepath.Join(good, "policy.yaml")
+	require.NoError(t, os.Symlink(real, link))
+	_, err := LoadFile(link, CheckOwner)
+	require.ErrorContains(t, err, "is a symlink: refused")
+	_, err = LoadFile(link, SkipOwner)
+	require.NoError(t, err, "--content-only reads through a link")
+
+	// /etc/harden -> a directory another user owns: refused though every path the operator
+	// typed is root's.
+	evil := t.TempDir()
+	require.NoError(t, os.Chown(evil, 1000, 1000))
+	require.NoError(t, os.WriteFile(filepath.Join(evil, "policy.yaml"), []byte("version: 1\n"), 0o600))
+	etc := filepath.Join(good, "etc")
+	require.NoError(t, os.Mkdir(etc, 0o755))
+	require.NoError(t, os.Symlink(evil, filepath.Join(etc, "harden")))
+	_, err = LoadFile(filepath.Join(etc, "harden", "policy.yaml"), CheckOwner)
+	require.ErrorContains(t, err, "is owned by uid 1000, not root")
+
+	// In an image tree, /etc/harden/policy.yaml -> the build host's policy: refused.
+	tree := t.TempDir()
+	require.NoError(t, os.Chmod(tree, 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "etc", "harden"), 0o755))
+	require.NoError(t, os.Symlink(real, filepath.Join(tree, DefaultPath)))
+	_, err = LoadIn(fsroot.New(tree), DefaultPath, CheckOwner)
+	require.ErrorContains(t, err, "is a symlink: refused")
+	require.NoError(t, os.Remove(filepath.Join(tree, DefaultPath)))
+	require.NoError(t, os.WriteFile(filepath.Join(tree, DefaultPath), []byte("version: 1\nfirewall: {exposure: public}\n"), 0o600))
+	p, err := LoadIn(fsroot.New(tree), DefaultPath, CheckOwner)
+	require.NoError(t, err)
+	assert.Equal(t, "public", p.Firewall.Exposure)
+	assert.Equal(t, DefaultPath, p.File(), "errors and reports name the machine's path")
+
+	// A sticky directory owned by root (like /tmp) is fine; without the sticky bit it is not.
+	sticky := t.TempDir()
+	require.NoError(t, os.Chmod(sticky, os.ModeSticky|0o777))
+	inner := filepath.Join(sticky, "d")
+	require.NoError(t, os.Mkdir(inner, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(inner, "p.yaml"), []byte("version: 1\n"), 0o600))
+	_, err = LoadFile(filepath.Join(inner, "p.yaml"), CheckOwner)
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(sticky, 0o777))
+	_, err = LoadFile(filepath.Join(inner, "p.yaml"), CheckOwner)
+	require.ErrorContains(t, err, "refused: "+sticky+" is writable by group or others (mode 0777)")
+}
+
 func TestDocListsPortsAndServicesWithReasons(t *testing.T) {
 	p, err := Parse("pub.yaml", []byte(publicPolicy), nil)
 	require.NoError(t, err)
@@ -276,4 +332,29 @@ func mustReadF(f *testing.F, path string) []byte {
 		f.Fatal(err)
 	}
 	return b
+}
+
+// Whether a user, group or syscall exists is the machine's fact, not the policy's: a rule
+// naming an account this host lacks, or a syscall only another architecture has, validates
+// the same here and on the VM (the audit step reports it for that rule). Syntax is still
+// checked.
+func TestAuditRulesValidateTheSameOnEveryMachine(t *testing.T) {
+	for _, rule := range []string{
+		"-a always,exit -F arch=b64 -S execve -F auid=no-such-user-anywhere -k x",
+		"-a always,exit -F arch=b64 -S execve -F gid=no-such-group -k x",
+		"-a always,exit -F arch=b64 -S open -k x",     // x86_64 has open(2), aarch64 does not
+		"-a always,exit -F arch=b64 -S renameat -k x", // both
+		"-w /no/such/dir/on/this/host -p wa -k x",
+	} {
+		_, err := Parse("p.yaml", []byte("version: 1\naudit:\n  rules:\n    - \""+rule+"\"\n"), nil)
+		assert.NoError(t, err, rule)
+	}
+	for _, bad := range []string{
+		"-a always,exit -S not_a_syscall_anywhere -k x",
+		"-a sometimes,exit -k x",
+		"-F auid=",
+	} {
+		_, err := Parse("p.yaml", []byte("version: 1\naudit:\n  rules:\n    - \""+bad+"\"\n"), nil)
+		assert.ErrorContains(t, err, "p.yaml:4:7: audit.rules[0]", bad)
+	}
 }

@@ -59,8 +59,12 @@ type Firewall struct {
 	// Ping: who may send ICMP/ICMPv6 echo requests: none | private | public.
 	Ping string `yaml:"ping"`
 	// LogDrops: log dropped packets (rate limited, prefix "harden-drop: ").
-	LogDrops bool        `yaml:"log_drops"`
-	Allow    []AllowRule `yaml:"allow"`
+	LogDrops bool `yaml:"log_drops"`
+	// Forward is the forward chain's policy: accept (the default: routing by Docker's
+	// bridge, published ports, Tailscale keeps working; other tables still filter it) or
+	// drop (this machine routes nothing).
+	Forward string      `yaml:"forward"`
+	Allow   []AllowRule `yaml:"allow"`
 	// ClosePrivateSSH says, explicitly, that a private machine keeps tcp/22 closed to its
 	// private networks. Without it such a policy is refused: `fly ssh console` and every
 	// operator reach a private VM there, and losing it is a lockout.

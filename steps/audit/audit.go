@@ -105,7 +105,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		stat = env.Root.Stat
 		resolve = func(p string) (string, error) { return resolveInRoot(env.Root.Dir(), p) }
 	}
-	want, err := wantStateOn(env.Policy.Audit, withOwnDirs(stat), resolve)
+	want, err := wantStateOn(env.Policy.Audit, withOwnDirs(stat), resolve, rootIDs(env.Root))
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (ownDir) Sys() any           { return nil }
 // (and with immutable: true lock) the build host's audit rules.
 func (s *Step) offlinePlan(env *engine.Env, want *desired, p *engine.Plan) (*engine.Plan, error) {
 	p.Find(&engine.Finding{ID: "audit.kernel-skipped", Severity: engine.Info, Object: "kernel audit",
-		Message: "root is " + env.Root.Dir() + ", not /: only the rules files are written; the kernel is left alone",
+		Message: "harden works on a tree (--root), not on this machine: only the rules files are written; the kernel is left alone",
 		Reason:  "audit"})
 	files, err := fileChanges(env, want)
 	if err != nil {
@@ -228,10 +228,9 @@ func (s *Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
 			return fmt.Errorf("cancelled before %s: %w", changes[i], err)
 		}
 		if changes[i].Do != nil {
-			if err := changes[i].Do(ctx); err != nil {
+			if err := engine.RunChange(ctx, changes[i]); err != nil {
 				return fmt.Errorf("%s: %w", changes[i], err)
 			}
-			changes[i].Applied = true
 			i++
 			continue
 		}
@@ -239,7 +238,11 @@ func (s *Step) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
 		for j < len(changes) && changes[j].Do == nil {
 			j++
 		}
-		if err := s.addRules(ctx, changes[i:j]); err != nil {
+		// One batch is one change as far as a signal goes: it is sent whole.
+		actx, cancel := engine.ChangeContext(ctx, 0)
+		err := s.addRules(actx, changes[i:j])
+		cancel()
+		if err != nil {
 			return err
 		}
 		i = j
@@ -266,6 +269,9 @@ func (s *Step) addRules(ctx context.Context, changes []*engine.Change) error {
 		if err := b.AddRules(ctx, rules); err != nil {
 			var be *auditnl.BatchError
 			if errors.As(err, &be) && be.Index < len(changes) {
+				for _, c := range changes[:be.Index] {
+					c.Applied = true // loaded before the one the kernel refused
+				}
 				return fmt.Errorf("%s: %w", changes[be.Index], be.Err)
 			}
 			return err
@@ -275,6 +281,7 @@ func (s *Step) addRules(ctx context.Context, changes []*engine.Change) error {
 			if err := s.client.AddRule(ctx, r); err != nil {
 				return fmt.Errorf("%s: %w", changes[i], err)
 			}
+			changes[i].Applied = true
 		}
 	}
 	for _, c := range changes {
@@ -548,8 +555,9 @@ func fileChanges(env *engine.Env, want *desired) ([]*engine.Change, error) {
 const rulesPerm = 0o640
 
 func fileChange(env *engine.Env, name, content string) (*engine.Change, error) {
-	same, err := env.Root.Same(name, []byte(content), rulesPerm)
-	if err != nil || same {
+	// harden owns these files: a rules file someone else came to own is taken back.
+	d, err := env.Root.Check(name, []byte(content), rulesPerm)
+	if err != nil || d.Same() {
 		return nil, err
 	}
 	old, exists, err := env.Root.ReadFileIfExists(name)
@@ -560,12 +568,17 @@ func fileChange(env *engine.Env, name, content string) (*engine.Change, error) {
 	if exists {
 		action = engine.ActionUpdate
 	}
-	return &engine.Change{
+	c := &engine.Change{
 		Object: name, Action: action, Diff: textdiff.Lines(string(old), content),
 		Reason: "audit.baseline, audit.rules",
 		Do: func(context.Context) error {
-			_, err := env.Root.WriteFile(name, []byte(content), rulesPerm)
+			_, err := env.Root.WriteOwned(name, []byte(content), rulesPerm)
 			return err
 		},
-	}, nil
+	}
+	if exists && !d.Content {
+		uid, gid := env.Root.Owner()
+		c.Before, c.After = d.String(), fmt.Sprintf("mode %04o, owner %d:%d", rulesPerm, uid, gid)
+	}
+	return c, nil
 }

@@ -161,7 +161,7 @@ func TestExecWatchesFollowLinksOnce(t *testing.T) {
 		}
 		return p, nil
 	}
-	d, err := wantStateOn(baselinePolicy(), allDirs, resolve)
+	d, err := wantStateOn(baselinePolicy(), allDirs, resolve, nil)
 	require.NoError(t, err)
 	var cargo []wantRule
 	all := ""

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/harden-dev/harden/assets"
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -38,12 +40,16 @@ var failureModes = map[string]uint32{
 // wantState reads the policy (and the baseline) into the desired state. stat looks at the
 // filesystem the kernel sees, which decides how a watched directory is watched.
 func wantState(a policy.Audit, stat func(string) (fs.FileInfo, error)) (*desired, error) {
-	return wantStateOn(a, stat, nil)
+	return wantStateOn(a, stat, nil, nil)
 }
 
-// wantStateOn is wantState with resolve, which follows symlinks on the machine the rules are
-// for (nil: none are followed; see execLinkTarget).
-func wantStateOn(a policy.Audit, stat func(string) (fs.FileInfo, error), resolve func(string) (string, error)) (*desired, error) {
+// wantStateOn is wantState for the machine the rules are for. resolve follows symlinks there
+// (nil: none are followed; see execLinkTarget); ids are its users and groups (nil: this
+// host's). A rule of audit.rules that names a user, group or syscall this machine does not
+// have is a finding of this step for that rule (audit.rule-skipped), and the others are
+// loaded: the policy validated (its syntax is machine-independent), and one rule that cannot
+// exist here must not fail the step, let alone the policy.
+func wantStateOn(a policy.Audit, stat func(string) (fs.FileInfo, error), resolve func(string) (string, error), ids *machineIDs) (*desired, error) {
 	d := &desired{
 		backlog:   uint32(a.BacklogLimit),
 		rateLimit: uint32(a.RateLimit),
@@ -62,18 +68,25 @@ func wantStateOn(a policy.Audit, stat func(string) (fs.FileInfo, error), resolve
 		fi, err := stat(p)
 		return err == nil && fi.IsDir()
 	}}
+	if ids != nil {
+		parser.LookupUser, parser.LookupGroup = ids.user, ids.group
+	}
 	var all []wantRule
 	if a.Baseline {
 		rules, findings, err := baselineRules(parser, stat, resolve)
 		if err != nil {
 			return nil, err
 		}
-		all, d.findings = rules, findings
+		all, d.findings = rules, append(d.findings, findings...)
 	}
 	for i, text := range a.Rules {
 		r, err := parser.ParseRule(text)
 		if err != nil {
-			return nil, fmt.Errorf("audit.rules[%d]: %w", i, err)
+			d.findings = append(d.findings, &engine.Finding{
+				ID: "audit.rule-skipped", Severity: engine.Warning, Object: "audit rule " + text,
+				Message: fmt.Sprintf("not loaded on this machine: %v", err), Reason: fmt.Sprintf("audit.rules[%d]", i),
+			})
+			continue
 		}
 		all = append(all, wantRule{rule: r, reason: fmt.Sprintf("audit.rules[%d]", i)})
 	}
@@ -279,4 +292,35 @@ func augenrules(rulesD string) string {
 	}
 	b.WriteString(minusE + "\n")
 	return b.String()
+}
+
+// machineIDs resolves user and group names as the machine harden works on has them: its
+// /etc/passwd and /etc/group inside the root (an image's own accounts under --root).
+type machineIDs struct{ users, groups map[string]uint32 }
+
+func rootIDs(root fsroot.Root) *machineIDs {
+	ids := &machineIDs{users: map[string]uint32{}, groups: map[string]uint32{}}
+	for file, m := range map[string]map[string]uint32{"/etc/passwd": ids.users, "/etc/group": ids.groups} {
+		data, _, _ := root.ReadFileIfExists(file)
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) < 3 {
+				continue
+			}
+			if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+				m[f[0]] = uint32(n)
+			}
+		}
+	}
+	return ids
+}
+
+func (ids *machineIDs) user(name string) (uint32, error)  { return lookupID(ids.users, "user", name) }
+func (ids *machineIDs) group(name string) (uint32, error) { return lookupID(ids.groups, "group", name) }
+
+func lookupID(m map[string]uint32, what, name string) (uint32, error) {
+	if id, ok := m[name]; ok {
+		return id, nil
+	}
+	return 0, fmt.Errorf("no %s %q on this machine", what, name)
 }

@@ -213,6 +213,11 @@ func TestKernelStepLoadsWhatAuditctlLoadsForTheSameLines(t *testing.T) {
 	p := testPolicy(false, lines...)
 	p.Audit.Baseline = false
 	env := enginetest.Env(t, p, nil)
+	// The machine's accounts, as auditctl sees them on this host (user names resolve
+	// through the root's /etc/passwd).
+	passwd, err := os.ReadFile("/etc/passwd")
+	require.NoError(t, err)
+	enginetest.WriteFile(t, env, "/etc/passwd", string(passwd))
 	enginetest.Converges(t, env, kernelStep(conn))
 	ours := rawRules(t, conn)
 

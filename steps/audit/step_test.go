@@ -265,3 +265,38 @@ func TestGuardEnvForbidsTheLock(t *testing.T) {
 	free := enginetest.Env(t, nil, nil)
 	assert.True(t, dialOptions(free).AllowLock, "machines harden protects lock when the policy says so")
 }
+
+// A rule that names a user or a syscall this machine does not have is a finding of this step
+// for that rule; every other rule is loaded and the step converges. The policy that holds it
+// validates (that is the policy package's test): it is not a policy error.
+func TestRuleForAnotherMachineIsAFindingNotAFailure(t *testing.T) {
+	k := &fakeKernel{status: auditnl.Status{Enabled: 1, Failure: 1, BacklogLimit: 8192}}
+	p := testPolicy(false,
+		"-a always,exit -F arch=b64 -S execve -F auid=deploy -k deploy_exec", // no such user here
+		"-a always,exit -F arch=b64 -S open -k opens",                        // no open(2) on arm64
+		"-w /etc/harden -p wa -k harden",
+	)
+	env := enginetest.Env(t, p, nil)
+	enginetest.WriteFile(t, env, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+	rep := enginetest.Converges(t, env, newTestStep(k))
+	var skipped []string
+	for _, f := range rep.Steps[0].Findings {
+		if f.ID == "audit.rule-skipped" {
+			skipped = append(skipped, f.Reason+": "+f.Message)
+		}
+	}
+	want := []string{`audit.rules[0]: not loaded on this machine: -F auid=deploy: unknown user "deploy"`}
+	if auditrule.HostMachine() == auditrule.MachineAArch64 {
+		want = append(want, "audit.rules[1]")
+	}
+	require.Len(t, skipped, len(want), "%v", skipped)
+	assert.Contains(t, skipped[0], want[0])
+	loaded := strings.Join(ruleTexts(k.rules), "\n")
+	assert.Contains(t, loaded, "-k harden")
+	assert.NotContains(t, loaded, "deploy")
+
+	// The account exists in this tree: the rule is loaded (as auid=<its uid>).
+	enginetest.WriteFile(t, env, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndeploy:x:1042:1042::/home/deploy:/bin/sh\n")
+	enginetest.Converges(t, env, newTestStep(k))
+	assert.Contains(t, strings.Join(ruleTexts(k.rules), "\n"), "auid=1042")
+}

@@ -39,23 +39,18 @@ type Options struct {
 	Freshclam string
 	// HardenPath is the harden binary VirusEvent runs ("" = HardenPath).
 	HardenPath string
-	// RetryAfterFailure is how long to wait after a failed or unproductive freshclam run
-	// before trying again (0 = 1h). The CDN's own cool-down (freshclam.dat) can be longer.
+	// RetryAfterFailure is the longest wait between freshclam attempts after failures
+	// (0 = 1h). The CDN's own cool-down (freshclam.dat) can be longer.
 	RetryAfterFailure time.Duration
-	// UpdateElsewhere: someone else runs freshclam (harden boot runs it in the background,
-	// so the app never waits for the network); the step configures and judges the
-	// signatures but never runs freshclam itself.
-	UpdateElsewhere bool
 	// Offline: harden works on a directory tree (--root), not on this machine: files are
 	// written, nothing is loaded into this machine's kernel (clamd's AppArmor profile).
 	Offline bool
+	// FirstRetry is the wait after the first failure of a boot; each further failure in
+	// the same boot doubles it, up to RetryAfterFailure (0 = 1m).
+	FirstRetry time.Duration
 }
 
-// Step is the clamav step.
-type Step struct{ opts Options }
-
-// New returns the clamav step.
-func New(opts Options) *Step {
+func (opts Options) withDefaults() Options {
 	if opts.Freshclam == "" {
 		opts.Freshclam = "freshclam"
 	}
@@ -65,15 +60,26 @@ func New(opts Options) *Step {
 	if opts.RetryAfterFailure == 0 {
 		opts.RetryAfterFailure = time.Hour
 	}
-	return &Step{opts: opts}
+	if opts.FirstRetry == 0 {
+		opts.FirstRetry = time.Minute
+	}
+	return opts
+}
+
+// Step is the clamav step.
+type Step struct{ opts Options }
+
+// New returns the clamav step.
+func New(opts Options) *Step {
+	return &Step{opts: opts.withDefaults()}
 }
 
 // Name implements engine.Step.
 func (*Step) Name() string { return "clamav" }
 
 // Plan implements engine.Step. The order of changes is the order Apply makes them: settings
-// first, then the kernel limit, then freshclam (the slow part, bounded), so a timeout in
-// freshclam never leaves clamd's settings unwritten.
+// first, then the kernel limit and directories. The signature update is the freshclam step's
+// (it needs the network; see Freshclam); this step judges the signatures the machine has.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
 	p := &engine.Plan{}
 	if !env.Policy.ClamAV.Enabled {
@@ -105,11 +111,6 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	dbDir := DefaultDBDir
 	if fresh != nil {
 		dbDir = dbDirOf(fresh)
-		if !s.opts.UpdateElsewhere {
-			if err := s.planUpdate(env, p, dbDir); err != nil {
-				return nil, err
-			}
-		}
 	}
 	checkDatabases(env, p, dbDir)
 	return p, nil

@@ -103,7 +103,8 @@ func TestSettingsWrittenKeyByKey(t *testing.T) {
 	for _, c := range rep.Steps[0].Changes {
 		objects = append(objects, c.Object)
 	}
-	assert.Equal(t, []string{ClamdConf, FreshclamConf, QuarantineDir, ClamdTempDir, "signatures /var/lib/clamav"}, objects)
+	assert.Equal(t, []string{ClamdConf, FreshclamConf, QuarantineDir, ClamdTempDir}, objects,
+		"the signature update is the freshclam step's (it needs the network)")
 	// clamonacc will not watch clamd's temporary directory, which defaults to the watched /tmp.
 	assert.Equal(t, []string{ClamdTempDir}, readConf(t, env, ClamdConf).Get("TemporaryDirectory"))
 	tmp, err := os.Stat(env.Root.Path(ClamdTempDir))
@@ -207,7 +208,8 @@ func TestNotInstalled(t *testing.T) {
 	plan, err := New(Options{}).Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Empty(t, plan.Changes)
-	assert.Equal(t, []string{"clamav.not-installed", "clamav.freshclam-not-installed", "clamav.database-missing", "clamav.database-missing"}, ids(plan))
+	assert.Equal(t, []string{"clamav.not-installed", "clamav.freshclam-not-installed", "clamav.database-missing"}, ids(plan),
+		"no signatures is said once")
 
 	env.Policy.ClamAV.Enabled = false
 	plan, err = New(Options{}).Plan(context.Background(), env)
@@ -276,6 +278,22 @@ func TestStampCleanup(t *testing.T) {
 	removed, err = StampCleanup(env.Root)
 	require.NoError(t, err)
 	assert.Empty(t, removed)
+}
+
+// An image whose database directory is a link to the build host's: stamp removes the tree's
+// freshclam.dat (none there), never the build host's.
+func TestStampCleanupStaysInsideTheTree(t *testing.T) {
+	env, _ := testEnv(t, nil, nil)
+	host := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(host, "freshclam.dat"), []byte("host"), 0o644))
+	require.NoError(t, os.RemoveAll(env.Root.Path(DefaultDBDir)))
+	require.NoError(t, os.MkdirAll(env.Root.Path("/var/lib"), 0o755))
+	require.NoError(t, os.Symlink(host, env.Root.Path(DefaultDBDir)))
+	removed, err := StampCleanup(env.Root)
+	require.NoError(t, err)
+	assert.Empty(t, removed)
+	_, err = os.Stat(filepath.Join(host, "freshclam.dat"))
+	assert.NoError(t, err, "the build host's freshclam.dat was removed")
 }
 
 func enginetestTree(t *testing.T, env *engine.Env) string {

@@ -2,8 +2,10 @@ package clamav
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -74,15 +76,30 @@ func ReadHeader(hostPath string) (Header, error) {
 		return Header{}, err
 	}
 	defer f.Close()
+	return readHeader(f, hostPath)
+}
+
+func readHeader(r io.Reader, name string) (Header, error) {
 	b := make([]byte, HeaderSize)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return Header{}, fmt.Errorf("%s: %w", hostPath, err)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return Header{}, fmt.Errorf("%s: %w", name, err)
 	}
 	h, err := ParseHeader(b)
 	if err != nil {
-		return h, fmt.Errorf("%s: %w", hostPath, err)
+		return h, fmt.Errorf("%s: %w", name, err)
 	}
 	return h, nil
+}
+
+// readHeaderIn reads a database's header through the root (a link in an image tree
+// resolves inside the tree).
+func readHeaderIn(env *engine.Env, name string) (Header, error) {
+	f, err := env.Root.Open(name)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	return readHeader(f, name)
 }
 
 // findDB returns the newest header of name.cld / name.cvd in dir (freshclam keeps one of
@@ -92,10 +109,10 @@ func findDB(env *engine.Env, dir, name string) (Header, string, bool, error) {
 	var bestPath string
 	for _, ext := range []string{".cld", ".cvd"} {
 		p := dir + "/" + name + ext
-		if _, err := env.Root.Stat(p); err != nil {
+		h, err := readHeaderIn(env, p)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		h, err := ReadHeader(env.Root.Path(p))
 		if err != nil {
 			return best, p, false, err
 		}
@@ -112,6 +129,18 @@ func findDB(env *engine.Env, dir, name string) (Header, string, bool, error) {
 // missing means clamd will not even start (Debian's unit has ConditionPathExistsGlob).
 func checkDatabases(env *engine.Env, p *engine.Plan, dir string) {
 	maxAge := env.Policy.ClamAV.Freshclam.MaxDBAge.D()
+	var missing []string
+	defer func() {
+		// Said once: without signatures clamd cannot start, so neither clamd nor clamonacc
+		// is started (the services step) until they are there.
+		if len(missing) == 0 {
+			return
+		}
+		p.Find(&engine.Finding{ID: "clamav.database-missing", Severity: engine.Critical, Object: dir,
+			Message: fmt.Sprintf("no %s signatures (.cvd or .cld) in %s: clamd cannot start without them, so neither clamd nor on-access scanning is started until they are there (ship them in the image; harden-freshclam.service fetches them once the network is up)",
+				strings.Join(missing, " and "), dir),
+			Reason: "clamav.freshclam.max_db_age"})
+	}()
 	for _, name := range []string{"main", "daily"} {
 		h, file, ok, err := findDB(env, dir, name)
 		if err != nil {
@@ -120,9 +149,7 @@ func checkDatabases(env *engine.Env, p *engine.Plan, dir string) {
 			continue
 		}
 		if !ok {
-			p.Find(&engine.Finding{ID: "clamav.database-missing", Severity: engine.Critical, Object: dir + "/" + name + ".cvd",
-				Message: fmt.Sprintf("no %s.cvd or %s.cld in %s: clamd cannot start without signatures (ship them in the image)", name, name, dir),
-				Reason:  "clamav.freshclam.max_db_age"})
+			missing = append(missing, name)
 			continue
 		}
 		if name != "daily" {

@@ -11,7 +11,68 @@ import (
 
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/kvconf"
 )
+
+// Freshclam is the freshclam step: it updates the signatures once per boot, bounded in time,
+// retrying within the boot with a back-off that doubles (clamav.freshclam; Options) and
+// honouring the CDN's cool-down, and records every attempt. It needs the network, so at boot
+// it runs in its own unit after network-online.target (harden-freshclam.service, `harden
+// freshclam`), never in harden.service, which SSH waits for.
+type Freshclam struct{ opts Options }
+
+// NewFreshclam returns the freshclam step.
+func NewFreshclam(opts Options) *Freshclam { return &Freshclam{opts: opts.withDefaults()} }
+
+// Name implements engine.Step.
+func (*Freshclam) Name() string { return "freshclam" }
+
+// Plan implements engine.Step: one update when one is due.
+func (s *Freshclam) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	p := &engine.Plan{}
+	if !env.Policy.ClamAV.Enabled {
+		return p, nil
+	}
+	data, ok, err := env.Root.ReadFileIfExists(FreshclamConf)
+	if err != nil || !ok {
+		return p, err // no freshclam: the clamav step reports ClamAV missing
+	}
+	return p, s.planUpdate(env, p, dbDirOf(kvconf.Parse(data, kvconf.Space)))
+}
+
+// Apply implements engine.Step.
+func (*Freshclam) Apply(ctx context.Context, _ *engine.Env, p *engine.Plan) error {
+	return engine.ApplyChanges(ctx, p)
+}
+
+// NextUpdate says when the freshclam step will next plan an update: done is true when this
+// boot's update succeeded (nothing more to do until the next boot). `harden freshclam` waits
+// for it between runs.
+// Without ClamAV, freshclam, or any attempt on record there is nothing to wait for.
+func NextUpdate(env *engine.Env) (next time.Time, done bool, err error) {
+	if !env.Policy.ClamAV.Enabled {
+		return time.Time{}, true, nil
+	}
+	if _, err := env.Root.Stat(FreshclamConf); err != nil {
+		return time.Time{}, true, nil
+	}
+	last, err := readAttempt(env)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if last.At.IsZero() || (last.OK && sameBoot(env, last, Options{}.withDefaults().RetryAfterFailure)) {
+		return time.Time{}, true, nil
+	}
+	dbDir := DefaultDBDir
+	if data, ok, _ := env.Root.ReadFileIfExists(FreshclamConf); ok {
+		dbDir = dbDirOf(kvconf.Parse(data, kvconf.Space))
+	}
+	next = last.RetryAfter
+	if cd := cdnCooldown(env, dbDir); cd.After(next) {
+		next = cd
+	}
+	return next, false, nil
+}
 
 // BootIDPath identifies the current boot: freshclam runs once per boot.
 const BootIDPath = "/proc/sys/kernel/random/boot_id"
@@ -25,6 +86,8 @@ type attempt struct {
 	// RetryAfter: no new attempt before this time (after a failure or a run that left the
 	// signatures stale, which is what a rate-limited run looks like).
 	RetryAfter time.Time `json:"retry_after,omitzero"`
+	// Failures counts the failed attempts in a row within this boot (the back-off's step).
+	Failures int `json:"failures,omitempty"`
 	// Daily is the daily database version after the run.
 	Daily int `json:"daily,omitempty"`
 }
@@ -87,24 +150,29 @@ func cdnCooldown(env *engine.Env, dbDir string) time.Time {
 	return t
 }
 
-// planUpdate plans one freshclam run per boot, unless freshclam or the CDN asked to wait.
-// Attempts are remembered by boot ID, so the re-plan after Apply (and a second run in the
-// same boot) plans nothing; without a boot ID, an attempt within the retry interval counts.
-func (s *Step) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
+// sameBoot reports whether the attempt was made in this boot. Without a boot ID (a test
+// tree, a container), an attempt within window counts as this boot's.
+func sameBoot(env *engine.Env, last attempt, window time.Duration) bool {
+	if last.At.IsZero() {
+		return false
+	}
+	if boot := bootID(env); boot != "" {
+		return last.BootID == boot
+	}
+	return env.Now().Sub(last.At) < window
+}
+
+// planUpdate plans a freshclam run when one is due: none after this boot's run succeeded;
+// after a failure, not before its back-off (and the CDN's cool-down) has passed. The re-plan
+// after Apply and a second run in the same boot plan nothing until then.
+func (s *Freshclam) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
 	last, err := readAttempt(env)
 	if err != nil {
 		return err
 	}
 	now, boot := env.Now(), bootID(env)
-	thisBoot := !last.At.IsZero() && ((boot != "" && last.BootID == boot) ||
-		(boot == "" && now.Sub(last.At) < s.opts.RetryAfterFailure))
-	if thisBoot {
-		if !last.OK {
-			p.Find(&engine.Finding{ID: "clamav.freshclam-failed", Severity: engine.Warning, Object: "freshclam",
-				Message: fmt.Sprintf("signature update at %s failed: %s (next attempt after %s)",
-					last.At.Format(time.RFC3339), last.Error, last.RetryAfter.Format(time.RFC3339)),
-				Reason: "clamav.freshclam"})
-		}
+	thisBoot := sameBoot(env, last, s.opts.RetryAfterFailure)
+	if thisBoot && last.OK {
 		return nil
 	}
 	wait, why := last.RetryAfter, "the last attempt failed: "+last.Error
@@ -112,6 +180,13 @@ func (s *Step) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
 		wait, why = cd, "the ClamAV CDN asked for a cool-down (freshclam.dat)"
 	}
 	if now.Before(wait) {
+		if thisBoot {
+			p.Find(&engine.Finding{ID: "clamav.freshclam-failed", Severity: engine.Warning, Object: "freshclam",
+				Message: fmt.Sprintf("signature update at %s failed: %s (%d attempt(s) this boot; next after %s)",
+					last.At.Format(time.RFC3339), last.Error, last.Failures, wait.Format(time.RFC3339)),
+				Reason: "clamav.freshclam"})
+			return nil
+		}
 		p.Find(&engine.Finding{ID: "clamav.freshclam-backoff", Severity: engine.Info, Object: "freshclam",
 			Message: fmt.Sprintf("signature update skipped until %s: %s", wait.Format(time.RFC3339), why),
 			Reason:  "clamav.freshclam"})
@@ -130,6 +205,8 @@ func (s *Step) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
 		Before: before, After: "latest from " + from,
 		Reason: "clamav.freshclam",
 		Do:     func(ctx context.Context) error { return s.runFreshclam(ctx, env, dbDir, boot) },
+		// freshclam's own bound, then SIGTERM and the grace it gets to finish writing.
+		Timeout: env.Policy.ClamAV.Freshclam.Timeout.D() + command.DefaultGrace + 5*time.Second,
 	})
 	return nil
 }
@@ -139,22 +216,28 @@ func (s *Step) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
 // verdict: the daily database's header afterwards is. A failed update is not a failed step
 // (the run goes on; the machine keeps the image's signatures): the re-plan turns the record
 // into a finding, and a stale database is a finding of its own.
-func (s *Step) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot string) error {
+func (s *Freshclam) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot string) error {
 	timeout := env.Policy.ClamAV.Freshclam.Timeout.D()
 	env.Progress.Update("clamav", fmt.Sprintf("freshclam: updating signatures (at most %s)", timeout))
 	defer env.Progress.Done("clamav")
 
 	old, _, hadOld, _ := findDB(env, dbDir, "daily")
-	res, runErr := env.Exec.Run(ctx, command.Cmd{
-		Name: s.opts.Freshclam,
-		Args: []string{
-			"--config-file=" + env.Root.Path(FreshclamConf),
-			"--datadir=" + env.Root.Path(dbDir),
-			"--stdout",
-		},
-		Timeout: timeout,
-	})
-	logOutput(env, res)
+	// freshclam gets the files' real places: a link in an image tree is resolved inside
+	// the tree, never on the build host.
+	conf, runErr := env.Root.HostPath(FreshclamConf)
+	var datadir string
+	if runErr == nil {
+		datadir, runErr = env.Root.HostPath(dbDir)
+	}
+	if runErr == nil {
+		var res command.Result
+		res, runErr = env.Exec.Run(ctx, command.Cmd{
+			Name:    s.opts.Freshclam,
+			Args:    []string{"--config-file=" + conf, "--datadir=" + datadir, "--stdout"},
+			Timeout: timeout,
+		})
+		logOutput(env, res)
+	}
 
 	a := attempt{At: env.Now(), BootID: boot, OK: true}
 	cur, _, ok, hdrErr := findDB(env, dbDir, "daily")
@@ -174,7 +257,11 @@ func (s *Step) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot st
 		a.Daily = cur.Version
 	}
 	if !a.OK {
-		a.RetryAfter = a.At.Add(s.opts.RetryAfterFailure)
+		a.Failures = 1
+		if last, err := readAttempt(env); err == nil && !last.OK && sameBoot(env, last, s.opts.RetryAfterFailure) {
+			a.Failures = last.Failures + 1
+		}
+		a.RetryAfter = a.At.Add(s.backoff(a.Failures))
 		env.Log.Warnf("freshclam: %s", a.Error)
 	} else if !hadOld || cur.Version != old.Version {
 		env.Log.Infof("freshclam: daily updated to version %d built %s", cur.Version, cur.Built.Format(time.RFC3339))
@@ -183,7 +270,25 @@ func (s *Step) runFreshclam(ctx context.Context, env *engine.Env, dbDir, boot st
 	if err != nil {
 		return err
 	}
-	return env.Root.WriteState(StatePath, append(data, '\n'), 0o644)
+	if err := env.Root.WriteState(StatePath, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if !a.OK {
+		// Not a failed step (the machine keeps the signatures it has), but not an applied
+		// change either: recorded as refused, and the re-plan's finding says when next.
+		return engine.Refuse("%s", a.Error)
+	}
+	return nil
+}
+
+// backoff is the wait after the n-th failure in a row: FirstRetry doubled n-1 times, at most
+// RetryAfterFailure.
+func (s *Freshclam) backoff(n int) time.Duration {
+	d := s.opts.FirstRetry
+	for i := 1; i < n && d < s.opts.RetryAfterFailure; i++ {
+		d *= 2
+	}
+	return min(d, s.opts.RetryAfterFailure)
 }
 
 // shortErr keeps the last line of freshclam's output in the record: the whole output is in

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
@@ -139,7 +140,7 @@ func TestFreshclamUpdatesOncePerBoot(t *testing.T) {
 		writeDB(t, env, "daily.cld", enginetest.Now.Add(-2*time.Hour), 27104)
 		return command.Result{Stdout: []byte("daily.cld updated (version: 27104)\n")}, nil
 	}
-	rep := enginetest.Converges(t, env, New(Options{}))
+	rep := enginetest.Converges(t, env, NewFreshclam(Options{}))
 	assert.Equal(t, 1, fake.count())
 	assert.Empty(t, rep.Steps[0].Findings, "fresh after the update: no finding")
 	a := readRecord(t, env)
@@ -149,16 +150,17 @@ func TestFreshclamUpdatesOncePerBoot(t *testing.T) {
 
 	// Next boot: one more run.
 	enginetest.WriteFile(t, env, BootIDPath, "next-boot\n")
-	enginetest.Converges(t, env, New(Options{}))
+	enginetest.Converges(t, env, NewFreshclam(Options{}))
 	assert.Equal(t, 2, fake.count())
 }
 
-// Under harden boot freshclam runs in the background, never inside the step: the app must
-// not wait for the network. The step still judges the signatures it finds.
-func TestUpdateElsewhereNeverRunsFreshclam(t *testing.T) {
+// The clamav step never runs freshclam (its own step and unit do, and under harden boot it
+// runs in the background): the app must not wait for the network. The step still judges the
+// signatures it finds.
+func TestClamavStepNeverRunsFreshclam(t *testing.T) {
 	env, fake := testEnv(t, nil, nil)
 	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
-	rep := enginetest.Converges(t, env, New(Options{UpdateElsewhere: true}))
+	rep := enginetest.Converges(t, env, New(Options{}))
 	assert.Zero(t, fake.count(), "freshclam is not run")
 	for _, c := range rep.Steps[0].Changes {
 		assert.NotContains(t, c.Object, "signatures", "no update planned")
@@ -177,30 +179,60 @@ func TestFreshclamFailureBacksOff(t *testing.T) {
 		res := command.Result{Stdout: []byte("ERROR: Can't connect to port 443 of host database.clamav.net\n"), ExitCode: 11}
 		return res, &command.ExitError{Cmd: c, Result: res, Err: fmt.Errorf("exit status 11")}
 	}
-	rep := enginetest.Converges(t, env, New(Options{}))
+	step := NewFreshclam(Options{})
+	rep := enginetest.Converges(t, env, step)
 	assert.NotEqual(t, engine.StatusFailed, rep.Steps[0].Status, "a failed update does not fail the step")
 	a := readRecord(t, env)
 	assert.False(t, a.OK)
 	assert.Contains(t, a.Error, "Can't connect")
-	assert.Equal(t, enginetest.Now.Add(time.Hour), a.RetryAfter)
+	assert.Equal(t, enginetest.Now.Add(time.Minute), a.RetryAfter, "the first retry comes a minute later")
 
 	// The re-plan reports it.
-	plan, err := New(Options{}).Plan(context.Background(), env)
+	plan, err := step.Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Contains(t, finding(plan, "clamav.freshclam-failed").Message, "Can't connect")
 
-	// A reboot 30 minutes later: no attempt, a back-off finding.
+	// Within the same boot it retries, each wait twice the last: 1m, 2m, 4m, ... up to 1h.
+	at := enginetest.Now
+	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute} {
+		at = at.Add(wait - time.Second)
+		env.Now = func() time.Time { return at }
+		plan, err = step.Plan(context.Background(), env)
+		require.NoError(t, err)
+		assert.Empty(t, updates(plan), "attempt %d came before its back-off", i+2)
+		at = at.Add(time.Second)
+		enginetest.Converges(t, env, step)
+		assert.Equal(t, i+2, fake.count())
+		assert.Equal(t, i+2, readRecord(t, env).Failures)
+	}
+	assert.Equal(t, at.Add(16*time.Minute), readRecord(t, env).RetryAfter)
+	assert.Equal(t, time.Hour, step.backoff(20), "the back-off stops at RetryAfterFailure")
+
+	// A reboot inside the back-off: a back-off finding, no attempt; after it, one attempt.
 	enginetest.WriteFile(t, env, BootIDPath, "boot-2\n")
-	env.Now = func() time.Time { return enginetest.Now.Add(30 * time.Minute) }
-	plan, err = New(Options{}).Plan(context.Background(), env)
+	plan, err = step.Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Empty(t, updates(plan))
 	assert.Contains(t, finding(plan, "clamav.freshclam-backoff").Message, "the last attempt failed")
+	env.Now = func() time.Time { return at.Add(17 * time.Minute) }
+	enginetest.Converges(t, env, step)
+	assert.Equal(t, 6, fake.count())
+	assert.Equal(t, 1, readRecord(t, env).Failures, "a new boot starts the back-off over")
 
-	// An hour after the failure it tries again.
-	env.Now = func() time.Time { return enginetest.Now.Add(61 * time.Minute) }
-	enginetest.Converges(t, env, New(Options{}))
-	assert.Equal(t, 2, fake.count())
+	// Once it succeeds, nothing more this boot.
+	fake.fn = func(context.Context, command.Cmd) (command.Result, error) {
+		writeDB(t, env, "daily.cld", env.Now().Add(-time.Hour), 27200)
+		return command.Result{}, nil
+	}
+	env.Now = func() time.Time { return at.Add(time.Hour) }
+	enginetest.Converges(t, env, step)
+	next, done, err := NextUpdate(env)
+	require.NoError(t, err)
+	assert.True(t, done, "next %s", next)
+	env.Now = func() time.Time { return at.Add(3 * time.Hour) }
+	plan, err = step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Empty(t, updates(plan))
 }
 
 // A rate-limited freshclam exits 0 without updating: the header says stale, so it counts as
@@ -209,13 +241,17 @@ func TestFreshclamExitZeroWithoutUpdate(t *testing.T) {
 	env, fake := testEnv(t, nil, nil)
 	updateOnly(env)
 	writeDB(t, env, "daily.cld", enginetest.Now.Add(-5*24*time.Hour), 27080)
-	rep := enginetest.Converges(t, env, New(Options{}))
+	rep := enginetest.Converges(t, env, NewFreshclam(Options{}))
 	assert.Equal(t, 1, fake.count())
+	assert.Equal(t, "freshclam exited 0 but daily 27080 is still from 2026-11-18T12:00:00Z (rate-limited or mirror stale?)",
+		rep.Steps[0].Changes[0].Refused)
 	a := readRecord(t, env)
 	assert.False(t, a.OK)
 	assert.Contains(t, a.Error, "exited 0 but daily 27080 is still from")
 	assert.False(t, a.RetryAfter.IsZero())
-	assert.NotNil(t, finding(&engine.Plan{Findings: rep.Steps[0].Findings}, "clamav.database-stale"))
+	plan, err := New(Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.NotNil(t, finding(plan, "clamav.database-stale"), "the clamav step judges the signatures")
 }
 
 func datFile(retryAfter time.Time) []byte {
@@ -236,14 +272,14 @@ func TestCDNCooldownRespected(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, until.Unix(), got.Unix())
 
-	plan, err := New(Options{}).Plan(context.Background(), env)
+	plan, err := NewFreshclam(Options{}).Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Empty(t, updates(plan))
 	assert.Contains(t, finding(plan, "clamav.freshclam-backoff").Message, "CDN asked for a cool-down")
 	assert.Zero(t, fake.count())
 
 	env.Now = func() time.Time { return until.Add(time.Minute) }
-	plan, err = New(Options{}).Plan(context.Background(), env)
+	plan, err = NewFreshclam(Options{}).Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Len(t, updates(plan), 1)
 
@@ -262,11 +298,22 @@ func TestFreshclamHangKilledAtDeadline(t *testing.T) {
 	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nsleep 60 &\necho $! > "+pidFile+"\nwait\n"), 0o755))
 	env.Exec = command.Exec{}
 	start := time.Now()
-	enginetest.Converges(t, env, New(Options{Freshclam: script}))
+	rep, mem := enginetest.Run(t, env, false, NewFreshclam(Options{Freshclam: script}))
 	assert.Less(t, time.Since(start), 10*time.Second)
 	a := readRecord(t, env)
 	assert.False(t, a.OK)
-	assert.Contains(t, a.Error, "killed after")
+	assert.Contains(t, a.Error, "stopped (SIGTERM) after")
+	// The update did not happen: recorded as refused, never as an applied change.
+	c := rep.Steps[0].Changes[len(rep.Steps[0].Changes)-1]
+	require.Equal(t, "signatures /var/lib/clamav", c.Object)
+	assert.False(t, c.Applied)
+	assert.Equal(t, a.Error, c.Refused)
+	for _, e := range mem.ByID(changelog.MsgChange) {
+		assert.NotEqual(t, c.Object, e.Fields["HARDEN_OBJECT"], "a failed update recorded as an applied change")
+	}
+	require.Len(t, mem.ByID(changelog.MsgRefused), 1)
+	assert.Equal(t, "signatures /var/lib/clamav", mem.ByID(changelog.MsgRefused)[0].Fields["HARDEN_OBJECT"])
+	enginetest.Converges(t, env, NewFreshclam(Options{Freshclam: script}))
 	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
 	require.NoError(t, err)
 	assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 5*time.Second, 50*time.Millisecond,
@@ -321,6 +368,7 @@ func TestRealFreshclamAgainstLocalMirror(t *testing.T) {
 				}
 			}
 			require.NoError(t, os.Chown(env.Root.Path(DefaultDBDir), uid, -1))
+			enginetest.Converges(t, env, New(Options{})) // the clamav step writes the mirror
 			conf := readConf(t, env, FreshclamConf)
 			conf.Delete("UpdateLogFile")
 			conf.Delete("NotifyClamd")
@@ -328,7 +376,7 @@ func TestRealFreshclamAgainstLocalMirror(t *testing.T) {
 			_, _ = conf.Set("ConnectTimeout", "5")
 			require.NoError(t, os.WriteFile(env.Root.Path(FreshclamConf), conf.Bytes(), 0o444))
 
-			step := New(Options{Freshclam: freshclam, RetryAfterFailure: time.Minute})
+			step := NewFreshclam(Options{Freshclam: freshclam, RetryAfterFailure: time.Minute})
 			start := time.Now()
 			enginetest.Converges(t, env, step)
 			t.Logf("freshclam took %s, mirror hit %d times", time.Since(start), hits.Load())

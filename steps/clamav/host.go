@@ -114,14 +114,13 @@ func planQuarantine(env *engine.Env, p *engine.Plan) error {
 	if err == nil {
 		before = fi.Mode().Perm().String()
 	}
-	host := env.Root.Path(QuarantineDir)
 	p.Add(&engine.Change{Object: QuarantineDir, Action: engine.ActionCreate, Before: before, After: "drwx------",
 		Reason: "clamav.on_access_paths (clamonacc --move)",
 		Do: func(context.Context) error {
-			if err := os.MkdirAll(host, 0o700); err != nil {
+			if err := env.Root.MkdirAll(QuarantineDir, 0o700); err != nil {
 				return err
 			}
-			return os.Chmod(host, 0o700)
+			return env.Root.Chmod(QuarantineDir, 0o700)
 		}})
 	return nil
 }
@@ -136,10 +135,9 @@ func planClamdTempDir(env *engine.Env, p *engine.Plan, user string) error {
 	if err != nil {
 		return err
 	}
-	host := env.Root.Path(ClamdTempDir)
 	want := fmt.Sprintf("drwx------ %d:%d", uid, gid)
 	before := "absent"
-	if fi, err := os.Stat(host); err == nil {
+	if fi, err := env.Root.Stat(ClamdTempDir); err == nil {
 		st := fi.Sys().(*syscall.Stat_t)
 		before = fmt.Sprintf("%s %d:%d", fi.Mode(), st.Uid, st.Gid)
 		if before == want {
@@ -151,13 +149,13 @@ func planClamdTempDir(env *engine.Env, p *engine.Plan, user string) error {
 	p.Add(&engine.Change{Object: ClamdTempDir, Action: engine.ActionCreate, Before: before, After: want,
 		Reason: "clamav.on_access_paths (clamonacc will not watch clamd's temporary directory)",
 		Do: func(context.Context) error {
-			if err := os.MkdirAll(host, 0o700); err != nil {
+			if err := env.Root.MkdirAll(ClamdTempDir, 0o700); err != nil {
 				return err
 			}
-			if err := os.Chmod(host, 0o700); err != nil {
+			if err := env.Root.Chmod(ClamdTempDir, 0o700); err != nil {
 				return err
 			}
-			return os.Chown(host, uid, gid)
+			return env.Root.Chown(ClamdTempDir, uid, gid)
 		}})
 	return nil
 }

@@ -1,10 +1,6 @@
 package clamav
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/kvconf"
 )
@@ -20,14 +16,13 @@ func StampCleanup(root fsroot.Root) ([]string, error) {
 	}
 	var removed []string
 	for _, p := range []string{freshclamDatPath(dbDir), StatePath} {
-		err := os.Remove(root.Path(p))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		gone, err := root.RemoveNoBackup(p)
 		if err != nil {
 			return removed, err
 		}
-		removed = append(removed, p)
+		if gone {
+			removed = append(removed, p)
+		}
 	}
 	return removed, nil
 }

@@ -88,13 +88,30 @@ func BuildFor(f policy.Firewall, m Machine) (*nft.Ruleset, string, error) {
 
 	b.rs.Chains = []*nft.Chain{
 		b.input,
-		{Name: "forward", Type: nftables.ChainTypeFilter, Hook: nftables.ChainHookForward,
-			Priority: nftables.ChainPriorityFilter, Policy: nftables.ChainPolicyDrop},
+		forwardChain(f.Forward),
 		{Name: "output", Type: nftables.ChainTypeFilter, Hook: nftables.ChainHookOutput,
 			Priority: nftables.ChainPriorityFilter, Policy: nftables.ChainPolicyAccept},
 	}
 	stampDigest(b.rs)
 	return b.rs, warning, nil
+}
+
+// ForwardDropComment marks the forward chain's counter: what it counts, the drop policy drops.
+const ForwardDropComment = "forward drop"
+
+// forwardChain is the forward hook's chain, with policy firewall.forward. Accept (the
+// default) lets a machine that routes keep routing: Docker's bridge and published ports,
+// Tailscale's subnet routes; other tools' own chains still filter their traffic (a packet
+// must pass every base chain on the hook). Drop stops all routed traffic, and counts it
+// first, so a plan can say when something tried to route through the drop.
+func forwardChain(policy string) *nft.Chain {
+	c := &nft.Chain{Name: "forward", Type: nftables.ChainTypeFilter, Hook: nftables.ChainHookForward,
+		Priority: nftables.ChainPriorityFilter, Policy: nftables.ChainPolicyAccept}
+	if policy == "drop" {
+		c.Policy = nftables.ChainPolicyDrop
+		c.Rules = []*nft.Rule{{Exprs: nft.Counter(), Comment: ForwardDropComment}}
+	}
+	return c
 }
 
 // PrivateNetworks resolves `private_networks` with FLY_PRIVATE_IP from getenv and no

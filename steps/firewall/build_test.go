@@ -42,7 +42,7 @@ func TestDefaultPolicyRuleset(t *testing.T) {
 		"meta nfproto ipv6 ip6 saddr @private6 meta l4proto tcp th dport @tcp_private_ports accept comment \"allow ssh\"",
 		`limit rate 5/second burst 10 packets log prefix "harden-drop: "`,
 		`counter drop comment "default deny"`,
-		"type filter hook forward priority 0; policy drop;",
+		"type filter hook forward priority 0; policy accept;\n\t}", // routing keeps working
 		"type filter hook output priority 0; policy accept;",
 		"\t\t\tfdaa::/16,\n", // no FLY_PRIVATE_IP: the whole 6PN range
 		"\t\t\t22,\n",

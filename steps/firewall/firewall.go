@@ -37,6 +37,8 @@ type Options struct {
 // Do, never in New, so building the step list costs nothing.
 type Step struct {
 	opts Options
+	// forwarding reads the forwarding sysctls of a namespace (tests replace it).
+	forwarding func(netns string) ([]string, error)
 	// last caches the ruleset built for one policy: the runner plans again right after
 	// Apply to verify, and building 10,000 entries twice is wasted work.
 	last struct {
@@ -48,7 +50,7 @@ type Step struct {
 }
 
 // New returns the firewall step.
-func New(o Options) *Step { return &Step{opts: o} }
+func New(o Options) *Step { return &Step{opts: o, forwarding: forwarding} }
 
 // Name is the step's name in --only and reports.
 func (s *Step) Name() string { return "firewall" }
@@ -60,8 +62,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	if s.opts.Offline {
 		p := &engine.Plan{}
 		p.Find(&engine.Finding{ID: "firewall.offline", Severity: engine.Info, Object: Object,
-			Message: "root is " + env.Root.Dir() + ", not /: this machine's firewall is left alone (use --netns to aim at a namespace)",
+			Message: "harden works on a tree (--root), not on this machine: this machine's firewall is left alone (use --netns to aim at a namespace)",
 			Reason:  "firewall"})
+		planNftablesService(env.Root, p)
 		return p, nil
 	}
 	want, warning, err := s.build(env)
@@ -84,6 +87,8 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	if f := ufwFinding(ufw, env.Policy.Firewall); f != nil {
 		p.Find(f)
 	}
+	s.planRouting(env, p, have)
+	planNftablesService(env.Root, p)
 	// The cheap comparison first: a converged table is equal element for element, and
 	// rendering 10,000 set elements twice only to find the texts equal cost ~10 ms.
 	if nft.Equal(have, want) {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkPlanHostProcSys(b *testing.B) {
 func BenchmarkReferenceSysctlRead(b *testing.B) {
 	need.Tool(b, "sysctl")
 	env := enginetest.Env(b, nil, nil)
-	targets, err := resolve("/proc/sys", desired(env.Policy), nil)
+	targets, err := resolve(procSys{root: fsroot.New("/"), dir: "/proc/sys"}, desired(env.Policy), nil)
 	require.NoError(b, err)
 	args := []string{"-n"}
 	for _, t := range targets {

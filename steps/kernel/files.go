@@ -98,19 +98,22 @@ func planFile(env *engine.Env, p *engine.Plan, name, want, reason string) error 
 			Do: func(context.Context) error { _, err := env.Root.Remove(name); return err }})
 		return nil
 	}
-	same, err := env.Root.Same(name, []byte(want), 0o644)
-	if err != nil || same {
+	// harden owns these files: content, mode and owner (root:root) are all its to set, so
+	// a file someone else came to own is reported here and taken back.
+	d, err := env.Root.Check(name, []byte(want), 0o644)
+	if err != nil || d.Same() {
 		return err
 	}
 	action, before, after := engine.ActionUpdate, lines(cur), lines([]byte(want))
 	if !exists {
 		action, before = engine.ActionCreate, "absent"
-	} else if bytes.Equal(cur, []byte(want)) {
-		before, after = "other mode", "mode 0644"
+	} else if !d.Content {
+		uid, gid := env.Root.Owner()
+		before, after = d.String(), fmt.Sprintf("mode 0644, owner %d:%d", uid, gid)
 	}
 	p.Add(&engine.Change{Object: name, Action: action, Before: before, After: after,
 		Diff: textdiff.Lines(string(cur), want), Reason: reason,
-		Do: func(context.Context) error { _, err := env.Root.WriteFile(name, []byte(want), 0o644); return err }})
+		Do: func(context.Context) error { _, err := env.Root.WriteOwned(name, []byte(want), 0o644); return err }})
 	return nil
 }
 

@@ -12,12 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/fsroot"
 )
 
 // Options are the handles the step needs beyond Env.
@@ -34,7 +35,8 @@ type Options struct {
 // Step is the kernel step.
 type Step struct {
 	opts Options
-	// write is writeSysctl; tests replace it to play a kernel that refuses a value.
+	// write writes one sysctl (nil: procSys.write); tests replace it to play a kernel that
+	// refuses a value.
 	write func(path, value string) error
 
 	mu sync.Mutex
@@ -45,17 +47,19 @@ type Step struct {
 
 // New returns the kernel step.
 func New(opts Options) *Step {
-	return &Step{opts: opts, write: writeSysctl, refused: map[string]string{}}
+	return &Step{opts: opts, refused: map[string]string{}}
 }
 
 // Name is the step's name in policies, reports and --only.
 func (*Step) Name() string { return "kernel" }
 
-func (s *Step) procSys(env *engine.Env) string {
+// procSys is /proc/sys inside env.Root (an image tree's own, which is usually absent, never
+// the build host's through a link), or the host directory Options.ProcSys names.
+func (s *Step) procSys(env *engine.Env) procSys {
 	if s.opts.ProcSys != "" {
-		return s.opts.ProcSys
+		return procSys{root: fsroot.New("/"), dir: s.opts.ProcSys}
 	}
-	return env.Root.Path("/proc/sys")
+	return procSys{root: env.Root, dir: "/proc/sys"}
 }
 
 // Plan compares the files and the live values with the policy. It only reads.
@@ -91,21 +95,27 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 
 // planLive reads each sysctl and plans a write where it differs.
 func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) error {
-	procSys := s.procSys(env)
-	if _, err := os.Stat(procSys); errors.Is(err, fs.ErrNotExist) {
-		// An offline image (--root on a directory) or a container without /proc: one
-		// finding, not one per key. The file still carries the values to the next boot.
-		p.Find(&engine.Finding{ID: "kernel.no-proc-sys", Severity: engine.Info, Object: procSys,
-			Message: "no " + procSys + ": sysctl values are written to " + SysctlFile + " only", Reason: reasonBaseline})
+	ps := s.procSys(env)
+	if fi, err := ps.root.Stat(ps.dir); err != nil || !fi.IsDir() {
+		// An offline image (--root on a directory; its /proc, even a link to /proc, is the
+		// tree's) or a container without /proc: one finding, not one per key. The file
+		// still carries the values to the next boot.
+		// The machine's path: the report is written into the tree, which knows no build host.
+		where, why := ps.dir, "no "+ps.dir
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			why = err.Error()
+		}
+		p.Find(&engine.Finding{ID: "kernel.no-proc-sys", Severity: engine.Info, Object: where,
+			Message: why + ": sysctl values are written to " + SysctlFile + " only", Reason: reasonBaseline})
 		return nil
 	}
-	targets, err := resolve(procSys, settings, s.opts.Keys)
+	targets, err := resolve(ps, settings, s.opts.Keys)
 	if err != nil {
 		return err
 	}
 	var diffs []diff
 	for _, t := range targets {
-		cur, err := readSysctl(t.Path)
+		cur, err := ps.read(t.Path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			p.Find(missing(t))
@@ -126,7 +136,7 @@ func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) err
 		diffs = append(diffs, diff{t, cur})
 	}
 	for _, g := range groupByInterface(diffs) {
-		p.Add(s.change(g))
+		p.Add(s.change(ps, g))
 	}
 	return nil
 }
@@ -167,11 +177,11 @@ func groupByInterface(diffs []diff) [][]diff {
 // change is the planned write of one group: one sysctl, or one setting on several
 // interfaces ("sysctl net.ipv4.conf.{all,default,eth0}.rp_filter", before "0" or, when
 // the interfaces differ, "all=0 eth0=2").
-func (s *Step) change(g []diff) *engine.Change {
+func (s *Step) change(ps procSys, g []diff) *engine.Change {
 	first := g[0]
 	if len(g) == 1 {
 		c := &engine.Change{Object: "sysctl " + first.Name, Action: engine.ActionSet, Before: first.cur, After: first.Value, Reason: first.Reason}
-		c.Do = s.setter(c, first.live)
+		c.Do = s.setter(ps, c, first.live)
 		return c
 	}
 	m := ifaceName.FindStringSubmatch(first.Name)
@@ -192,16 +202,23 @@ func (s *Step) change(g []diff) *engine.Change {
 	c.Do = func(ctx context.Context) error {
 		var refused []string
 		for _, d := range g {
-			one := &engine.Change{After: d.Value}
-			if err := s.setter(one, d.live)(ctx); err != nil {
+			err := s.setter(ps, &engine.Change{}, d.live)(ctx)
+			var r *engine.Refusal
+			switch {
+			case errors.As(err, &r):
+				refused = append(refused, ifaceName.FindStringSubmatch(d.Name)[2]+": "+r.Why)
+			case err != nil:
 				return err
 			}
-			if one.After != d.Value { // the setter notes a refusal in After
-				refused = append(refused, ifaceName.FindStringSubmatch(d.Name)[2]+": "+strings.TrimPrefix(one.After, d.Value+" "))
-			}
 		}
-		if len(refused) > 0 {
-			c.After = first.Value + " (" + strings.Join(refused, "; ") + ")"
+		switch {
+		case len(refused) == len(g):
+			// Nothing was set: the whole change was refused.
+			return engine.Refuse("%s", strings.Join(refused, "; "))
+		case len(refused) > 0:
+			// Set on some interfaces: applied there; the others are named here and are the
+			// plan's findings (kernel.sysctl-refused) from now on.
+			c.After = first.Value + " (refused on " + strings.Join(refused, "; ") + ")"
 		}
 		return nil
 	}
@@ -222,13 +239,18 @@ func missing(t live) *engine.Finding {
 
 // setter writes one sysctl and reads it back. A value the kernel refuses (EINVAL out of range,
 // EPERM for a setting locked until reboot, EROFS in a container) or silently keeps is not a
-// failure of the run: the change's After says so, and the plan after apply reports it.
-func (s *Step) setter(c *engine.Change, t live) func(context.Context) error {
+// failure of the run: the change is recorded as refused (not applied), and the plan after
+// apply reports it as a finding.
+func (s *Step) setter(ps procSys, c *engine.Change, t live) func(context.Context) error {
+	write := s.write
+	if write == nil {
+		write = ps.write
+	}
 	return func(context.Context) error {
 		why := ""
-		if err := s.write(t.Path, t.Value); err != nil {
+		if err := write(t.Path, t.Value); err != nil {
 			why = "write refused: " + errText(err)
-		} else if got, err := readSysctl(t.Path); err != nil {
+		} else if got, err := ps.read(t.Path); err != nil {
 			why = "read back failed: " + errText(err)
 		} else if got != t.Value {
 			why = "read back " + got
@@ -237,7 +259,7 @@ func (s *Step) setter(c *engine.Change, t live) func(context.Context) error {
 			s.mu.Lock()
 			s.refused[t.Path] = why
 			s.mu.Unlock()
-			c.After = t.Value + " (" + why + ")"
+			return engine.Refuse("%s", why)
 		}
 		return nil
 	}
@@ -263,6 +285,9 @@ func errText(err error) string {
 // the next load, and unloading under a running service is not harden's call.
 func loadedModules(env *engine.Env, p *engine.Plan, refuse []string) error {
 	b, _, err := env.Root.ReadFileIfExists("/proc/modules")
+	if errors.Is(err, syscall.ELOOP) {
+		return nil // an image tree's /proc linked to "/proc": there is no kernel to ask
+	}
 	if err != nil || len(refuse) == 0 {
 		return err
 	}

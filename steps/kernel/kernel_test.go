@@ -11,9 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
+	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
 // fakeProcSys builds a /proc/sys tree under the env's root with every baseline key at an
@@ -210,14 +212,27 @@ func TestRefusedValuesAreFindings(t *testing.T) {
 		case strings.HasSuffix(p, "/kernel/sysrq"):
 			return nil // accepted, but the value stays
 		}
-		return writeSysctl(p, v)
+		return writeSysctl(env.Root, p, v)
 	}
-	rep := enginetest.Converges(t, env, s)
+	rep, mem := enginetest.Run(t, env, false, s)
+	require.Equal(t, engine.StatusChanged, rep.Steps[0].Status, rep.Steps[0].Error)
 
 	c := changeFor(rep, "sysctl kernel.unprivileged_bpf_disabled")
 	require.NotNil(t, c)
-	assert.Equal(t, "1 (write refused: operation not permitted)", c.After)
-	assert.Equal(t, "0 (read back 7)", changeFor(rep, "sysctl kernel.sysrq").After)
+	assert.False(t, c.Applied, "a value the kernel refused is not recorded as applied")
+	assert.Equal(t, "write refused: operation not permitted", c.Refused)
+	assert.Equal(t, "read back 7", changeFor(rep, "sysctl kernel.sysrq").Refused)
+	for _, e := range mem.ByID(changelog.MsgChange) {
+		assert.NotContains(t, []string{"sysctl kernel.unprivileged_bpf_disabled", "sysctl kernel.sysrq"}, e.Fields["HARDEN_OBJECT"],
+			"a refused change has the \"change applied\" MESSAGE_ID")
+	}
+	refusedRecs := mem.ByID(changelog.MsgRefused)
+	require.Len(t, refusedRecs, 2)
+	assert.Equal(t, "write refused: operation not permitted", refusedRecs[0].Fields["HARDEN_REFUSAL"])
+	assert.Equal(t, 2, rep.RefusedCount())
+	second, _ := enginetest.Run(t, env, false, s)
+	require.Equal(t, engine.StatusOK, second.Steps[0].Status, second.Steps[0].Error)
+	rep = second
 
 	refused := findingsWith(rep, "kernel.sysctl-refused")
 	require.Len(t, refused, 2)
@@ -270,8 +285,8 @@ func TestLoadedRefusedModuleIsAFinding(t *testing.T) {
 
 func TestResolveLiteralBeatsGlob(t *testing.T) {
 	env := newEnv(t, nil)
-	procSys := env.Root.Path("/proc/sys")
-	got, err := resolve(procSys, []setting{
+	ps := procSys{root: env.Root, dir: "/proc/sys"}
+	got, err := resolve(ps, []setting{
 		{Key: "net.ipv4.conf.eth0.rp_filter", Value: "2"},
 		{Key: "net.ipv4.conf.*.rp_filter", Value: "1"},
 	}, nil)
@@ -283,7 +298,7 @@ func TestResolveLiteralBeatsGlob(t *testing.T) {
 	assert.Equal(t, map[string]string{"net.ipv4.conf.eth0.rp_filter": "2", "net.ipv4.conf.all.rp_filter": "1",
 		"net.ipv4.conf.default.rp_filter": "1", "net.ipv4.conf.lo.rp_filter": "1"}, vals)
 
-	assert.Equal(t, "net.ipv4.conf.eth0/100.rp_filter", dotted(procSys, filepath.Join(procSys, "net/ipv4/conf/eth0.100/rp_filter")))
+	assert.Equal(t, "net.ipv4.conf.eth0/100.rp_filter", dotted(ps.dir, ps.dir+"/net/ipv4/conf/eth0.100/rp_filter"))
 }
 
 func TestNoProcSysIsOneFinding(t *testing.T) {
@@ -310,4 +325,38 @@ func TestOnAccessScanningRaisesInotifyWatches(t *testing.T) {
 	env = newEnv(t, func(p *policy.Policy) { p.ClamAV.Enabled = false })
 	rep = enginetest.Converges(t, env, New(Options{}))
 	assert.Nil(t, changeFor(rep, "sysctl fs.inotify.max_user_watches"))
+}
+
+// The files the kernel step writes are harden's: one that someone else came to own (a
+// restore from a backup as another user, an image built rootless) is planned as a change,
+// and the apply gives it back to root with its mode.
+func TestOwnedFilesAreTakenBack(t *testing.T) {
+	need.Root(t, "chown a file to another user")
+	env := newEnv(t, nil)
+	enginetest.Converges(t, env, New(Options{}))
+	require.NoError(t, os.Chown(env.Root.Path(SysctlFile), 1000, 1000))
+	require.NoError(t, os.Chmod(env.Root.Path(SysctlFile), 0o666))
+
+	rep := enginetest.Converges(t, env, New(Options{}))
+	c := changeFor(rep, SysctlFile)
+	require.NotNil(t, c, "a file owned by uid 1000 is reported as a change")
+	assert.Equal(t, "mode 0666, owner 1000:1000", c.Before)
+	assert.Equal(t, "mode 0644, owner 0:0", c.After)
+	fi, err := os.Stat(env.Root.Path(SysctlFile))
+	require.NoError(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	assert.Equal(t, [2]uint32{0, 0}, [2]uint32{st.Uid, st.Gid})
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+}
+
+// An image tree whose /proc is a link to the build host's /proc: the live sysctls are the
+// tree's (there are none), never the host's, which are neither read into the plan nor set.
+func TestProcLinkInTreeIsNotTheHosts(t *testing.T) {
+	env := enginetest.Env(t, nil, nil)
+	require.NoError(t, os.Symlink("/proc", env.Root.Path("/proc")))
+	rep := enginetest.Converges(t, env, New(Options{}))
+	for _, c := range rep.Steps[0].Changes {
+		assert.False(t, strings.HasPrefix(c.Object, "sysctl "), "a host sysctl was planned: %s", c)
+	}
+	require.Len(t, findingsWith(rep, "kernel.no-proc-sys"), 1)
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/testutil/need"
 )
@@ -48,7 +49,7 @@ func TestNetKeysInFreshNetworkNamespace(t *testing.T) {
 			return fmt.Errorf("test guard: refusing to write %s", path)
 		}
 		wrote = append(wrote, path)
-		return writeSysctl(path, value)
+		return writeSysctl(fsroot.New("/"), path, value)
 	}
 
 	inNetns(t, ns, func() {

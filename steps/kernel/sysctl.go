@@ -1,16 +1,13 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -64,25 +61,50 @@ func normalise(v string) string { return strings.Join(strings.Fields(v), " ") }
 // live is one concrete /proc/sys file a setting resolves to.
 type live struct {
 	Name string // dotted sysctl name, as sysctl(8) prints it
-	Path string // host path of the file
+	Path string // the file's path in procSys.root
 	setting
 }
 
-// resolve maps settings to /proc/sys files under procSys. A literal key resolves to its file
+// procSys is the live sysctl tree: the directory dir inside root.
+type procSys struct {
+	root fsroot.Root
+	dir  string
+}
+
+// read reads a sysctl file and normalises its value.
+func (ps procSys) read(p string) (string, error) {
+	b, err := ps.root.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	return normalise(string(b)), nil
+}
+
+// write writes a value the way sysctl(8) does: one write of the value and a newline, into
+// the existing file (procfs files are not replaced; a test tree's plain files are truncated).
+func (ps procSys) write(p, value string) error {
+	return writeSysctl(ps.root, p, value)
+}
+
+func writeSysctl(root fsroot.Root, p, value string) error {
+	return root.WriteExisting(p, []byte(value+"\n"))
+}
+
+// resolve maps settings to /proc/sys files under ps. A literal key resolves to its file
 // whether or not it exists (a missing one is reported); a "*" segment expands to what exists
 // now. A literal key beats a glob on the same file, as in systemd-sysctl.
-func resolve(procSys string, settings []setting, keep func(string) bool) ([]live, error) {
+func resolve(ps procSys, settings []setting, keep func(string) bool) ([]live, error) {
 	var out []live
 	index := map[string]int{}
 	literal := map[string]bool{}
 	for _, s := range settings {
-		paths, err := expand(procSys, s.Key)
+		paths, err := expand(ps, s.Key)
 		if err != nil {
 			return nil, err
 		}
 		isGlob := hasGlob(s.Key)
 		for _, p := range paths {
-			name := dotted(procSys, p)
+			name := dotted(ps.dir, p)
 			if keep != nil && !keep(name) {
 				continue
 			}
@@ -105,26 +127,23 @@ func resolve(procSys string, settings []setting, keep func(string) bool) ([]live
 
 func hasGlob(key string) bool { return strings.ContainsAny(key, "*?[") }
 
-// expand turns a dotted key into host paths, expanding glob segments against the directory.
-func expand(procSys, key string) ([]string, error) {
-	dirs := []string{procSys}
+// expand turns a dotted key into paths, expanding glob segments against the directory.
+func expand(ps procSys, key string) ([]string, error) {
+	dirs := []string{ps.dir}
 	for _, seg := range strings.Split(key, ".") {
 		var next []string
 		for _, d := range dirs {
 			if !hasGlob(seg) {
-				next = append(next, filepath.Join(d, seg))
+				next = append(next, path.Join(d, seg))
 				continue
 			}
-			entries, err := os.ReadDir(d)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+			entries, err := ps.root.ReadDir(d)
 			if err != nil {
 				return nil, fmt.Errorf("sysctl %s: %w", key, err)
 			}
 			for _, e := range entries {
 				if ok, _ := path.Match(seg, e.Name()); ok {
-					next = append(next, filepath.Join(d, e.Name()))
+					next = append(next, path.Join(d, e.Name()))
 				}
 			}
 		}
@@ -137,7 +156,7 @@ func expand(procSys, key string) ([]string, error) {
 	// to match an inner pattern).
 	var files []string
 	for _, p := range dirs {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		if fi, err := ps.root.Stat(p); err == nil && fi.Mode().IsRegular() {
 			files = append(files, p)
 		}
 	}
@@ -146,37 +165,14 @@ func expand(procSys, key string) ([]string, error) {
 
 // dotted is sysctl(8)'s name for a /proc/sys path: "/" becomes "." and a "." inside a
 // segment (an interface called eth0.100) becomes "/".
-func dotted(procSys, p string) string {
-	rel, err := filepath.Rel(procSys, p)
-	if err != nil {
+func dotted(dir, p string) string {
+	rel, ok := strings.CutPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+	if !ok {
 		return p
 	}
-	segs := strings.Split(filepath.ToSlash(rel), "/")
+	segs := strings.Split(rel, "/")
 	for i, s := range segs {
 		segs[i] = strings.ReplaceAll(s, ".", "/")
 	}
 	return strings.Join(segs, ".")
-}
-
-// readSysctl reads a /proc/sys file and normalises its value.
-func readSysctl(p string) (string, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	return normalise(string(b)), nil
-}
-
-// writeSysctl writes a value the way sysctl(8) does: one write of the value and a newline.
-// O_TRUNC is ignored by procfs and needed by the plain files of a test tree.
-func writeSysctl(p, value string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(value + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

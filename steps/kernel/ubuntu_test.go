@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/testutil/need"
 )
 
@@ -132,25 +133,25 @@ func TestUbuntuSysctlFilesConvergeAcrossReboot(t *testing.T) {
 	need.Root(t, "mounts in a private mount namespace")
 	env := enginetest.Env(t, nil, nil)
 	copyTree(t, ubuntuTree, env.Root.Dir())
-	procSys := freshKernelProcSys(t)
-	step := New(Options{ProcSys: procSys})
+	sysDir := freshKernelProcSys(t)
+	step := New(Options{ProcSys: sysDir})
 
 	first := enginetest.Converges(t, env, step)
 	require.NotZero(t, first.ChangeCount())
-	targets, err := resolve(procSys, desired(env.Policy), nil)
+	targets, err := resolve(procSys{root: fsroot.New("/"), dir: sysDir}, desired(env.Policy), nil)
 	require.NoError(t, err)
 	applied := map[string]string{}
 	for _, l := range targets {
-		rel, _ := filepath.Rel(procSys, l.Path)
+		rel, _ := filepath.Rel(sysDir, l.Path)
 		applied[rel] = l.Value
 	}
 	require.Len(t, applied, len(targets))
 	require.Contains(t, applied, "net/ipv4/conf/eth0/rp_filter")
 
 	// The reboot: a fresh kernel, then systemd-sysctl.
-	procSys2 := freshKernelProcSys(t)
-	out := bootSysctl(t, env.Root.Dir(), procSys2)
-	booted := readAll(t, procSys2)
+	sysDir2 := freshKernelProcSys(t)
+	out := bootSysctl(t, env.Root.Dir(), sysDir2)
+	booted := readAll(t, sysDir2)
 	for key, v := range applied {
 		assert.Equal(t, v, booted[key], "%s after reboot (systemd-sysctl said: %s)", key, out)
 	}
@@ -165,7 +166,7 @@ func TestUbuntuSysctlFilesConvergeAcrossReboot(t *testing.T) {
 
 	env2 := enginetest.Env(t, nil, nil)
 	env2.Root = env.Root
-	p, err := New(Options{ProcSys: procSys2}).Plan(t.Context(), env2)
+	p, err := New(Options{ProcSys: sysDir2}).Plan(t.Context(), env2)
 	require.NoError(t, err)
 	assert.Empty(t, p.Changes, "the boot after harden's run plans nothing")
 }

@@ -11,12 +11,13 @@ package packages
 import (
 	"context"
 	"fmt"
-	"github.com/harden-dev/harden/internal/install"
 	"strings"
+	"time"
 
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/dpkg"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/install"
 )
 
 // Paths the step reads and writes.
@@ -118,7 +119,11 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 			records = append(records, c)
 		}
 	}
-	purgeErr := s.purge(ctx, env, purges)
+	// One dpkg call is one change as far as a signal goes: it runs to its end (or to
+	// packages.timeout, then SIGTERM and a grace period), never killed half-way.
+	pctx, cancel := engine.ChangeContext(ctx, env.Policy.Packages.Timeout.D()+command.DefaultGrace+5*time.Second)
+	purgeErr := s.purge(pctx, env, purges)
+	cancel()
 	installed, _, err := readInstalled(env)
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func bootFixture(t *testing.T, hardenStarting bool) *fixture {
 			_ = m.Close()
 		}
 	})
-	return &fixture{fake: fake, env: enginetest.Env(t, nil, nil), step: services.New(open)}
+	return &fixture{fake: fake, env: withSignatures(t, enginetest.Env(t, nil, nil)), step: services.New(open)}
 }
 
 func calls(f *fixture, method string) []string {

@@ -35,6 +35,8 @@ type want struct {
 var hardenUnits = []want{
 	{Name: "harden-firewall.service", Ensure: EnsureEnabled, Why: "applies the firewall before the network is up"},
 	{Name: "harden.service", Ensure: EnsureEnabled, Why: "applies the policy at boot"},
+	{Name: "harden-packages.service", Ensure: EnsureEnabled, Why: "removes packages at boot, after SSH is up"},
+	{Name: "harden-freshclam.service", Ensure: EnsureEnabled, Why: "updates the ClamAV signatures once the network is up"},
 	{Name: "harden-watch.service", Ensure: EnsureRunning, Why: "raises alerts from audit events"},
 	{Name: "harden-audit.timer", Ensure: EnsureRunning, Why: "daily drift check"},
 }

@@ -91,6 +91,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	ap := &applier{m: m, recs: obs.recs, restarts: env.Restarts, noWait: obs.afterSelf}
 	allow, order := desired(env.Policy)
+	if env.Policy.ClamAV.Enabled {
+		holdWithoutSignatures(allow, env.Root)
+	}
 	starting := map[string]bool{}
 	for _, name := range order {
 		planWanted(p, ap, obs, allow[name], starting)
@@ -116,9 +119,13 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 	s.mu.Unlock()
 	err := engine.ApplyChanges(ctx, p)
 	if ap != nil {
-		if rerr := ap.reloadIfDirty(ctx); rerr != nil && err == nil {
+		// The masks made so far take effect even when a signal stopped the run between
+		// changes: the reload is part of them.
+		rctx, cancel := engine.ChangeContext(ctx, 0)
+		if rerr := ap.reloadIfDirty(rctx); rerr != nil && err == nil {
 			err = rerr
 		}
+		cancel()
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -45,7 +46,16 @@ func newFixtureUnits(t *testing.T, p *policy.Policy, units []systemdtest.UnitSpe
 			_ = m.Close()
 		}
 	})
-	return &fixture{fake: fake, env: enginetest.Env(t, p, nil), step: services.New(open)}
+	return &fixture{fake: fake, env: withSignatures(t, enginetest.Env(t, p, nil)), step: services.New(open)}
+}
+
+// withSignatures puts ClamAV's main and daily databases where clamav-daemon.service's
+// condition looks, as on a machine whose image ships them.
+func withSignatures(t *testing.T, env *engine.Env) *engine.Env {
+	t.Helper()
+	enginetest.WriteFile(t, env, "/var/lib/clamav/main.cvd", "ClamAV-VDB:")
+	enginetest.WriteFile(t, env, "/var/lib/clamav/daily.cld", "ClamAV-VDB:")
+	return env
 }
 
 func (f *fixture) plan(t *testing.T) *engine.Plan {
@@ -116,8 +126,8 @@ func TestPlanDebianServer(t *testing.T) {
 	assert.Equal(t, []string{"cryptdisks-early.service", "cryptdisks.service", "fwupd-refresh.timer",
 		"hwclock.service", "rc.service", "rcS.service", "x11-common.service"}, findingIDs(p, "services.foreign-mask"))
 	// harden's own units are not installed in the fixture.
-	assert.Equal(t, []string{"harden-audit.timer", "harden-firewall.service", "harden-watch.service", "harden.service"},
-		findingIDs(p, "services.unit-missing"))
+	assert.Equal(t, []string{"harden-audit.timer", "harden-firewall.service", "harden-freshclam.service", "harden-packages.service",
+		"harden-watch.service", "harden.service"}, findingIDs(p, "services.unit-missing"))
 
 	// Each mask says why, and a running unit is stopped with it.
 	for _, c := range p.Changes {
@@ -436,4 +446,60 @@ func TestPlanUbuntuServer(t *testing.T) {
 	}
 	enginetest.Converges(t, f.env, f.step)
 	assert.Equal(t, maskedOnUbuntu, recorded(t, f.env))
+}
+
+// debianClamd is Debian bookworm's clamav-daemon.service (clamav-daemon 1.4), as installed.
+const debianClamd = `[Unit]
+Description=Clam AntiVirus userspace daemon
+Documentation=man:clamd(8) man:clamd.conf(5) https://docs.clamav.net/
+Requires=clamav-daemon.socket
+# Check for database existence
+ConditionPathExistsGlob=/var/lib/clamav/main.{c[vl]d,inc}
+ConditionPathExistsGlob=/var/lib/clamav/daily.{c[vl]d,inc}
+
+[Service]
+ExecStart=/usr/sbin/clamd --foreground=true
+`
+
+// Without ClamAV signatures systemd skips clamd (its unit's condition), and clamonacc would
+// wait for clamd's socket until its start times out. Neither is enabled, started or masked;
+// the services step adds no finding of its own (the clamav step says it once); the plan
+// converges. With the signatures, or with the condition cleared by a drop-in (as the
+// integration image does for its test signatures), both are started.
+func TestClamAVHeldWithoutSignatures(t *testing.T) {
+	f := newFixture(t, nil)
+	enginetest.WriteFile(t, f.env, "/lib/systemd/system/clamav-daemon.service", debianClamd)
+	for _, db := range []string{"/var/lib/clamav/main.cvd", "/var/lib/clamav/daily.cld"} {
+		_, err := f.env.Root.Remove(db)
+		require.NoError(t, err)
+	}
+	p := f.plan(t)
+	assert.Empty(t, byAction(p, engine.ActionEnable))
+	assert.Empty(t, byAction(p, engine.ActionStart))
+	for _, c := range p.Changes {
+		assert.NotContains(t, c.Object, "clamav-daemon", c.String())
+		assert.NotContains(t, c.Object, "clamav-clamonacc", c.String())
+	}
+	for _, fd := range p.Findings {
+		assert.NotContains(t, fd.Object, "clamav", "services says nothing more about ClamAV: %s %s", fd.ID, fd.Message)
+	}
+	rep := enginetest.Converges(t, f.env, f.step)
+	require.NotEqual(t, engine.StatusFailed, rep.Steps[0].Status)
+	for _, c := range f.fake.Mutations() {
+		assert.NotContains(t, c.String(), "clamav", "no start, enable or mask of a ClamAV unit")
+	}
+
+	// Only main: still held (both conditions must hold). main.inc (a directory) counts.
+	enginetest.WriteFile(t, f.env, "/var/lib/clamav/main.inc/main.info", "x")
+	assert.Empty(t, byAction(f.plan(t), engine.ActionStart))
+	enginetest.WriteFile(t, f.env, "/var/lib/clamav/daily.cvd", "ClamAV-VDB:")
+	p = f.plan(t)
+	assert.Equal(t, []string{"clamav-clamonacc.service"}, byAction(p, engine.ActionEnable))
+	assert.Equal(t, []string{"clamav-clamonacc.service", "clamav-daemon.service"}, byAction(p, engine.ActionStart))
+
+	// No signatures, but the condition cleared in /etc: systemd starts clamd, so does harden.
+	require.NoError(t, os.RemoveAll(f.env.Root.Path("/var/lib/clamav")))
+	assert.Empty(t, byAction(f.plan(t), engine.ActionStart))
+	enginetest.WriteFile(t, f.env, "/etc/systemd/system/clamav-daemon.service.d/test.conf", "[Unit]\nConditionPathExistsGlob=\n")
+	assert.Equal(t, []string{"clamav-clamonacc.service", "clamav-daemon.service"}, byAction(f.plan(t), engine.ActionStart))
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/steps/clamav"
+)
+
+func newFreshclamCmd(stdout, stderr io.Writer) *cobra.Command {
+	var window, lockWait, firstRetry time.Duration
+	var policyFile, root string
+	cmd := &cobra.Command{
+		Use:   "freshclam [flags]",
+		Short: "update the ClamAV signatures, retrying within this boot (harden-freshclam.service)",
+		Long: `What harden-freshclam.service runs once the network is up: the freshclam and services steps,
+as "harden apply --only freshclam,services" (services starts clamd and clamonacc once there are
+signatures). After a failed update it waits out the step's back-off (--first-retry, doubling,
+at most 1h) or the ClamAV CDN's cool-down, and tries again, for at most --for; between
+attempts it holds no lock. SSH never waits for it. SIGTERM stops it between attempts (an
+attempt runs to its end).
+
+` + exitCodesHelp,
+		Example: `  harden freshclam
+  harden freshclam --for 10m`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exitCode(freshclamLoop(cmd.Context(), applyFlags{policy: policyFile, root: root,
+				only: []string{"freshclam", "services"}, output: "text", lock: engine.DefaultLockPath,
+				lockWait: lockWait, freshclamFirstRetry: firstRetry}, window, stdout, stderr))
+		},
+	}
+	fl := cmd.Flags()
+	fl.DurationVar(&window, "for", time.Hour, "keep retrying a failed update for this long (`DURATION`)")
+	fl.StringVar(&policyFile, "policy", "", "policy `FILE` (default /etc/harden/policy.yaml if present, else the embedded default)")
+	fl.StringVar(&root, "root", "/", "`DIR` prefixed to every file harden reads or writes (tests)")
+	fl.DurationVar(&lockWait, "lock-wait", 30*time.Minute, "how long to wait for another run (harden.service, package removal) to finish (`DURATION`)")
+	fl.DurationVar(&firstRetry, "first-retry", time.Minute, "wait after the first failed update, doubled after each further failure, at most 1h (`DURATION`)")
+	_ = cmd.MarkFlagFilename("policy", "yaml", "yml")
+	_ = cmd.MarkFlagDirname("root")
+	return cmd
+}
+
+// freshclamLoop runs the freshclam and services steps until this boot's update succeeded,
+// the next attempt would come after window, or ctx ends; it returns the exit code of the
+// last run.
+func freshclamLoop(ctx context.Context, f applyFlags, window time.Duration, stdout, stderr io.Writer) int {
+	deadline := time.Now().Add(window)
+	for {
+		rep, err := apply(ctx, f, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "harden freshclam: %v\n", err)
+			return exitError
+		}
+		_ = rep.WriteText(stdout)
+		next, done, err := nextFreshclam(f.root, f.policy)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "harden freshclam: %v\n", err)
+			return exitError
+		case done, rep.FailClosed, ctx.Err() != nil:
+			return rep.ExitCode(false)
+		case next.After(deadline):
+			fmt.Fprintf(stderr, "harden freshclam: next attempt at %s is after --for (%s): giving up for this boot\n",
+				next.Format(time.RFC3339), window)
+			return rep.ExitCode(false)
+		}
+		if floor := time.Now().Add(time.Second); next.Before(floor) {
+			next = floor // never a busy loop, whatever the record says
+		}
+		fmt.Fprintf(stderr, "harden freshclam: retrying at %s\n", next.Format(time.RFC3339))
+		select {
+		case <-ctx.Done():
+			return rep.ExitCode(false)
+		case <-time.After(time.Until(next)):
+		}
+	}
+}
+
+// nextFreshclam reads the freshclam step's record: when the next attempt is due, or done.
+func nextFreshclam(root, policyFile string) (time.Time, bool, error) {
+	r := fsroot.New(root)
+	pol, _, err := engine.LoadPolicy(r, policyFile)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	env := &engine.Env{Policy: pol, Root: r, Now: time.Now, Getenv: os.Getenv}
+	return clamav.NextUpdate(env)
+}
