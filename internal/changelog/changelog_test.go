@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +62,31 @@ func TestJSONLinesFallback(t *testing.T) {
 	assert.Equal(t, "6", obj["PRIORITY"])
 	assert.Equal(t, "harden", obj["SYSLOG_IDENTIFIER"])
 	assert.NotContains(t, obj, "HARDEN_VERSION", "empty fields are left out")
+}
+
+// The checks are loops for start-up's sake; they must accept exactly what journald's rule
+// (and the MESSAGE_ID form) written as regexps accepts.
+func TestFieldAndIDChecksMatchTheirRegexps(t *testing.T) {
+	fieldRE := regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+	idRE := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	inputs := []string{"", "A", "a", "_A", "1A", "A_1", "HARDEN_STEP", "A-B", "ÄB", "AÄ",
+		strings.Repeat("A", 64), strings.Repeat("A", 65), MsgRun, strings.ToUpper(MsgRun), MsgRun + "0", MsgRun[1:]}
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := "AZaz09_-fgÄ"
+	for range 5000 {
+		b := make([]byte, r.IntN(70))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		inputs = append(inputs, string(b))
+	}
+	for i := range 2000 {
+		b := []byte(MsgRun)
+		b[i%32] = alphabet[r.IntN(len(alphabet))]
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		assert.Equal(t, fieldRE.MatchString(in), validField(in), "field %q", in)
+		assert.Equal(t, idRE.MatchString(in), validMessageID(in), "message id %q", in)
+	}
 }
