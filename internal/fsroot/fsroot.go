@@ -66,6 +66,15 @@ func (r Root) ReadFile(name string) ([]byte, error) {
 	return os.ReadFile(r.Path(name))
 }
 
+// Open opens a file for reading, for a reader that streams a large file rather than hold
+// it whole.
+func (r Root) Open(name string) (*os.File, error) {
+	if err := r.check(name); err != nil {
+		return nil, err
+	}
+	return os.Open(r.Path(name))
+}
+
 // ReadFileIfExists reads a file, returning nil and no error if it does not exist.
 func (r Root) ReadFileIfExists(name string) ([]byte, bool, error) {
 	b, err := r.ReadFile(name)
