@@ -78,10 +78,17 @@ func Dial(opts Options) (*Conn, error) {
 	return c, nil
 }
 
+// replyBuffer holds the largest reply the kernel sends: a listed rule is struct
+// audit_rule_data (1,040 bytes) and its strings, at most AUDIT_MAX_FIELDS of PATH_MAX each.
+// With a fixed buffer the netlink library reads each reply with one recvmsg; without one
+// it peeks at every message first (MSG_PEEK) to size a new buffer: two system calls a rule,
+// 1,000 for a list of 500. A reply that did not fit would be an error, never cut short.
+const replyBuffer = 16 + 1040 + 64*4096
+
 // dial opens the socket; a variable so that a test can prove that a
 // refused change never reaches the kernel.
 var dial = func() (*netlink.Conn, error) {
-	nl, err := netlink.Dial(unix.NETLINK_AUDIT, nil)
+	nl, err := netlink.Dial(unix.NETLINK_AUDIT, &netlink.Config{MessageBufferSize: replyBuffer})
 	if err != nil {
 		return nil, fmt.Errorf("audit netlink: %w", err)
 	}
