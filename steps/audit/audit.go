@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/textdiff"
 )
 
@@ -46,6 +48,12 @@ type Step struct {
 	stat func(string) (fs.FileInfo, error)
 	// adds maps the rule-add changes of the last plan to their rules (see Apply).
 	adds map[*engine.Change]*auditrule.Rule
+	// last is the desired state of the last plan's policy: the runner plans again right
+	// after Apply to verify, and parsing (and keying) every rule twice is wasted work.
+	last struct {
+		policy *policy.Policy
+		want   *desired
+	}
 }
 
 // New returns the audit step. client nil means the kernel, opened on first use (so that
@@ -87,11 +95,11 @@ type kernelState struct {
 
 // Plan implements engine.Step. It only reads.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
-	want, err := wantState(env.Policy.Audit, s.stat)
+	want, err := s.desired(env.Policy)
 	if err != nil {
 		return nil, err
 	}
-	p := &engine.Plan{Findings: want.findings}
+	p := &engine.Plan{Findings: slices.Clone(want.findings)}
 	s.adds = map[*engine.Change]*auditrule.Rule{}
 	if s.client == nil && env.Root.Dir() != "/" {
 		return s.offlinePlan(env, want, p)
@@ -128,6 +136,19 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		}
 	}
 	return p, nil
+}
+
+// desired returns the state the policy asks for, computed once per policy.
+func (s *Step) desired(pol *policy.Policy) (*desired, error) {
+	if s.last.want != nil && s.last.policy == pol {
+		return s.last.want, nil
+	}
+	want, err := wantState(pol.Audit, s.stat)
+	if err != nil {
+		return nil, err
+	}
+	s.last.policy, s.last.want = pol, want
+	return want, nil
 }
 
 // offlinePlan is the plan under --root (an image being prepared, a test): the kernel
@@ -304,13 +325,22 @@ func statusText(name string, v uint32) string {
 // rest of the wanted list is added after them in order. On a converged machine both are
 // empty; one missing rule at the end costs one add.
 func diffRules(have []*auditrule.Rule, want []wantRule) (dels []*auditrule.Rule, adds []wantRule) {
-	wantKeys := map[string]bool{}
+	wantKeys := make(map[string]bool, len(want))
 	for _, w := range want {
-		wantKeys[w.rule.Key()] = true
+		wantKeys[w.key] = true
 	}
-	byList := func(f auditrule.Filter) (h []*auditrule.Rule, w []wantRule) {
-		for _, r := range have {
-			if r.Filter == f {
+	// Each kernel rule is keyed once: a key is the rule's bytes, and a list has hundreds.
+	type haveRule struct {
+		rule *auditrule.Rule
+		key  string
+	}
+	haveKeyed := make([]haveRule, len(have))
+	for i, r := range have {
+		haveKeyed[i] = haveRule{r, r.Key()}
+	}
+	byList := func(f auditrule.Filter) (h []haveRule, w []wantRule) {
+		for _, r := range haveKeyed {
+			if r.rule.Filter == f {
 				h = append(h, r)
 			}
 		}
@@ -324,23 +354,23 @@ func diffRules(have []*auditrule.Rule, want []wantRule) (dels []*auditrule.Rule,
 	for _, f := range filtersOf(have, want) {
 		h, w := byList(f)
 		// The kernel's wanted rules, in kernel order; the common head with w is kept.
-		var kept []*auditrule.Rule
+		var kept []haveRule
 		for _, r := range h {
-			if wantKeys[r.Key()] {
+			if wantKeys[r.key] {
 				kept = append(kept, r)
 			}
 		}
 		n := 0
-		for n < len(kept) && n < len(w) && kept[n].Key() == w[n].rule.Key() {
+		for n < len(kept) && n < len(w) && kept[n].key == w[n].key {
 			n++
 		}
-		keep := map[string]bool{}
+		keep := make(map[string]bool, n)
 		for _, r := range kept[:n] {
-			keep[r.Key()] = true
+			keep[r.key] = true
 		}
 		for _, r := range h {
-			if !keep[r.Key()] {
-				dels = append(dels, r)
+			if !keep[r.key] {
+				dels = append(dels, r.rule)
 			}
 		}
 		adds = append(adds, w[n:]...)
@@ -368,9 +398,9 @@ func filtersOf(have []*auditrule.Rule, want []wantRule) []auditrule.Filter {
 }
 
 func (s *Step) deleteChanges(dels []*auditrule.Rule, want *desired) []*engine.Change {
-	wanted := map[string]bool{}
+	wanted := make(map[string]bool, len(want.rules))
 	for _, w := range want.rules {
-		wanted[w.rule.Key()] = true
+		wanted[w.key] = true
 	}
 	var out []*engine.Change
 	for _, r := range dels {
@@ -476,13 +506,15 @@ func fileChanges(env *engine.Env, want *desired) ([]*engine.Change, error) {
 const rulesPerm = 0o640
 
 func fileChange(env *engine.Env, name, content string) (*engine.Change, error) {
-	same, err := env.Root.Same(name, []byte(content), rulesPerm)
-	if err != nil || same {
-		return nil, err
-	}
 	old, exists, err := env.Root.ReadFileIfExists(name)
 	if err != nil {
 		return nil, err
+	}
+	if exists && string(old) == content {
+		fi, err := env.Root.Stat(name)
+		if err != nil || fi.Mode().Perm() == rulesPerm {
+			return nil, err // the file is as wanted: nothing to write (or fsync)
+		}
 	}
 	action := engine.ActionCreate
 	if exists {
