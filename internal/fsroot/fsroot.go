@@ -100,6 +100,14 @@ func (r Root) Lstat(name string) (fs.FileInfo, error) {
 	return os.Lstat(r.Path(name))
 }
 
+// Readlink returns the target of a symbolic link, as stored.
+func (r Root) Readlink(name string) (string, error) {
+	if err := r.check(name); err != nil {
+		return "", err
+	}
+	return os.Readlink(r.Path(name))
+}
+
 // ReadDir lists a directory; a missing directory is empty.
 func (r Root) ReadDir(name string) ([]fs.DirEntry, error) {
 	if err := r.check(name); err != nil {
