@@ -41,13 +41,13 @@ func SaveReport(root fsroot.Root, p *policy.Policy, r *Report) error {
 	if p.Run.Report != "" {
 		var b bytes.Buffer
 		if err := r.WriteJSON(&b); err == nil {
-			errs = append(errs, root.WriteState(reportPath(p.Run.Report, r.DryRun), b.Bytes(), 0o644))
+			errs = append(errs, root.WriteReport(reportPath(p.Run.Report, r.DryRun), b.Bytes(), 0o644))
 		}
 	}
 	if p.Run.Metrics != "" {
 		var b bytes.Buffer
 		if err := r.WriteMetrics(&b); err == nil {
-			errs = append(errs, root.WriteState(reportPath(p.Run.Metrics, r.DryRun), b.Bytes(), 0o644))
+			errs = append(errs, root.WriteReport(reportPath(p.Run.Metrics, r.DryRun), b.Bytes(), 0o644))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -175,7 +175,31 @@ func (r Root) WriteState(name string, data []byte, perm fs.FileMode) error {
 	return writeAtomic(host, data, perm, -1, -1)
 }
 
+// WriteReport writes a report that every run replaces (the last run's JSON report, the
+// metrics textfile): atomically, so a reader sees the old or the new one, but without
+// fsync. Durability buys nothing for a file the next run rewrites and the journal already
+// holds what it says, while two fsyncs (file and directory) cost a journal commit each on
+// every boot: milliseconds, and hundreds of them on a busy disk. After a crash the file
+// holds the previous report, this one, or (on file systems that do not order data before
+// the rename) nothing.
+func (r Root) WriteReport(name string, data []byte, perm fs.FileMode) error {
+	if err := r.check(name); err != nil {
+		return err
+	}
+	host := r.Path(name)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return err
+	}
+	return replace(host, data, perm, -1, -1, false)
+}
+
 func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error {
+	return replace(host, data, perm, uid, gid, true)
+}
+
+// replace writes data to a temporary file next to host and renames it over host; durable
+// syncs the file before the rename and the directory after it.
+func replace(host string, data []byte, perm fs.FileMode, uid, gid int, durable bool) error {
 	dir := filepath.Dir(host)
 	tmp, err := os.CreateTemp(dir, ".harden-tmp-*")
 	if err != nil {
@@ -196,15 +220,20 @@ func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error
 			return err
 		}
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), host); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }
