@@ -14,9 +14,30 @@ func Lines(a, b string) string {
 	if a == b {
 		return ""
 	}
+	// A file created or removed whole: every line changed, no table needed (the firewall's
+	// first plan renders a 10,000-element table this way).
+	if a == "" {
+		return prefixLines("+ ", b)
+	}
+	if b == "" {
+		return prefixLines("- ", a)
+	}
 	x, y := split(a), split(b)
 	ops := diff(x, y)
 	return render(ops, 2)
+}
+
+// prefixLines is render's output when every line has the same kind.
+func prefixLines(prefix, s string) string {
+	s = strings.TrimSuffix(s, "\n")
+	var b strings.Builder
+	b.Grow(len(s) + (strings.Count(s, "\n")+1)*(len(prefix)+1))
+	for line := range strings.SplitSeq(s, "\n") {
+		b.WriteString(prefix)
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 type op struct {

@@ -96,6 +96,14 @@ func TestDiffChoosesAsThePlainTable(t *testing.T) {
 	}
 }
 
+// A text created or removed whole is written without the table, as the table would.
+func TestLinesCreatedOrRemovedWhole(t *testing.T) {
+	for _, text := range []string{"x", "x\n", "a\nb\n\nc\n", "\n", "\n\n", "a\n\n"} {
+		assert.Equal(t, render(diff(nil, split(text)), 2), Lines("", text), "%q", text)
+		assert.Equal(t, render(diff(split(text), nil), 2), Lines(text, ""), "%q", text)
+	}
+}
+
 // BenchmarkLines is the accounts step's login.defs plan: a 400-line file with keys changed
 // from line 150 on.
 func BenchmarkLines(b *testing.B) {
