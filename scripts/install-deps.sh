@@ -3,7 +3,8 @@
 # back in network namespaces), auditctl/augenrules (the reference the audit client is compared
 # with), strace (captures the bytes auditctl sends, for the byte-for-byte golden test), time
 # (bench/apply.sh's memory figure),
-# dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), the ClamAV tools, the
+# dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), ssh-audit (judges the
+# algorithms the sshd step writes, and the VM's sshd from outside), the ClamAV tools, the
 # Alertmanager the alert sink is tested against, and what the VM suite needs.
 #
 # Daemons are NOT started: a policy-rc.d that forbids starts is in place during the install,
@@ -15,7 +16,7 @@ packages=(
   strace time
   auditd
   dbus-daemon
-  openssh-server openssh-client
+  openssh-server openssh-client ssh-audit
   clamav clamav-daemon clamav-freshclam clamdscan
   libpam-pwquality
   prometheus-alertmanager

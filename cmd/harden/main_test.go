@@ -221,3 +221,28 @@ func TestOfflineRootLeavesThisMachineAlone(t *testing.T) {
 	assert.Equal(t, "services", ids["services.no-systemd"])
 	assert.Equal(t, 0, code)
 }
+
+// The lockout rules reach the command line: a policy that moves sshd to a port the firewall
+// keeps closed, or that closes SSH from the private network without saying so, is refused
+// with both fields placed in the file.
+func TestPolicyValidateRefusesUnreachableSSH(t *testing.T) {
+	dir := t.TempDir()
+	port := filepath.Join(dir, "port.yaml")
+	write(t, port, "version: 1\nsshd:\n  settings:\n    Port: \"2222\"\n", 0o644)
+	code, _, errs := harden(t, "policy", "validate", "--content-only", port)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, port+":4:11: sshd.settings.Port: sshd would listen on tcp/2222")
+	assert.Contains(t, errs, "no rule of firewall.allow (embedded:policy.yaml:")
+
+	closed := filepath.Join(dir, "closed.yaml")
+	write(t, closed, "version: 1\nfirewall:\n  allow: []\n", 0o644)
+	code, _, errs = harden(t, "policy", "validate", "--content-only", closed)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, closed+":3:10: firewall.allow: no rule lets anyone reach sshd on tcp/22")
+	assert.Contains(t, errs, closed+":3:10: firewall.allow: a private machine must keep tcp/22 open")
+
+	write(t, closed, "version: 1\nfirewall:\n  close_private_ssh: true\n  allow:\n    - {name: ssh, proto: tcp, port: 22, from: [fdaa:0:1::/48], why: one team only}\n", 0o644)
+	code, out, errs := harden(t, "policy", "validate", "--content-only", closed)
+	assert.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "closed.yaml: ok")
+}

@@ -41,7 +41,7 @@ func buildSteps(o stepOptions) []engine.Step {
 		osstep.New(),
 		firewall.New(firewall.Options{NetNS: o.netns, Offline: offline && o.netns == ""}),
 		kernel.New(kernel.Options{}),
-		sshd.New(sshd.Options{Systemd: sd}),
+		sshd.New(sshd.Options{Systemd: sd, Offline: offline}),
 		accounts.New(),
 		auditstep.New(nil), // the kernel's audit socket, opened on first use
 		packages.New(packages.Options{}),

@@ -193,11 +193,66 @@ check_journal() {
 check_sshd() {
 	need_step sshd-effective sshd || return
 	local t
-	t=$(sshd -T 2>&1)
-	if grep -qx 'permitrootlogin no' <<<"$t" && grep -qx 'passwordauthentication no' <<<"$t"; then
+	# Keywords compared case-insensitively: OpenSSH 10.4+ prints some capitalised.
+	t=$(sshd -T 2>&1 | awk '{ $1 = tolower($1); print }')
+	if grep -qix 'permitrootlogin no' <<<"$t" && grep -qix 'passwordauthentication no' <<<"$t"; then
 		check sshd-effective PASS "sshd -T: permitrootlogin no, passwordauthentication no"
 	else
 		check sshd-effective FAIL "sshd -T: $(grep -E '^(permitrootlogin|passwordauthentication) ' <<<"$t" | tr '\n' ' ')"
+	fi
+	# The session baseline.
+	local bad="" kv
+	for kv in "x11forwarding no" "allowtcpforwarding no" "allowagentforwarding no" "permittunnel no" \
+		"loglevel verbose" "kbdinteractiveauthentication no" "permitemptypasswords no" "clientalivecountmax 3"; do
+		grep -qix "$kv" <<<"$t" || bad="$bad [$kv: $(grep -i "^${kv%% *} " <<<"$t")]"
+	done
+	if [ -z "$bad" ]; then
+		check sshd-baseline PASS "no X11/agent/TCP forwarding, LogLevel VERBOSE, ClientAlive bounded"
+	else
+		check sshd-baseline FAIL "$bad"
+	fi
+	# The crypto baseline: nothing weak, and OpenSSH 10's post-quantum key exchange kept.
+	local kex weak
+	kex=$(awk '$1 == "kexalgorithms" { print $2 }' <<<"$t")
+	weak=$(grep -E '^(kexalgorithms|ciphers|macs|hostkeyalgorithms) ' <<<"$t" | tr ', ' '\n\n' | grep -E 'nistp|sha1|cbc|umac-64|^ssh-rsa$|ssh-dss|group14|group-exchange' | tr '\n' ' ')
+	if [ -n "$weak" ]; then
+		check sshd-crypto FAIL "weak algorithms offered: $weak"
+	elif ssh -Q kex | grep -qx mlkem768x25519-sha256 && [ "${kex%%,*}" != mlkem768x25519-sha256 ]; then
+		check sshd-crypto FAIL "this OpenSSH has mlkem768x25519-sha256 but kexalgorithms is $kex"
+	else
+		check sshd-crypto PASS "kexalgorithms $kex; no NIST curve, SHA-1, CBC or encrypt-and-MAC"
+	fi
+	# Socket activation (Ubuntu): ssh.socket is the listener and is never masked.
+	if systemctl cat ssh.socket >/dev/null 2>&1; then
+		local st en
+		st=$(systemctl is-active ssh.socket)
+		en=$(systemctl is-enabled ssh.socket 2>&1)
+		if [ "$en" = masked ] || [ "$en" = masked-runtime ]; then
+			check sshd-socket FAIL "ssh.socket is $en"
+		elif systemctl is-enabled -q ssh.service 2>/dev/null || [ "$st" = active ]; then
+			check sshd-socket PASS "ssh.socket $st/$en"
+		else
+			check sshd-socket FAIL "ssh.socket $st/$en and ssh.service not enabled: nothing listens"
+		fi
+	fi
+	# systemd 256+: the generator's AF_VSOCK/AF_UNIX listeners bypass nftables; harden masks
+	# the generator (an empty file) and no generated socket listens.
+	if [ -e /usr/lib/systemd/system-generators/systemd-ssh-generator ]; then
+		local mask=/etc/systemd/system-generators/systemd-ssh-generator states
+		states=$(for u in sshd-vsock.socket sshd-unix-local.socket; do printf '%s=%s ' "$u" "$(systemctl is-active "$u" 2>/dev/null)"; done)
+		if [ -f "$mask" ] && [ ! -s "$mask" ] && ! grep -q '=active' <<<"$states" && [ ! -S /run/ssh-unix-local/socket ]; then
+			check sshd-generator PASS "systemd-ssh-generator masked; $states"
+		else
+			check sshd-generator FAIL "mask $(ls -l "$mask" 2>&1); $states; $(ls -l /run/ssh-unix-local/socket 2>&1)"
+		fi
+	fi
+	# cloud-init's ssh_pwauth drop-in, when present, loses to harden's (first value wins).
+	if [ -e /etc/ssh/sshd_config.d/50-cloud-init.conf ]; then
+		if grep -qix 'passwordauthentication no' <<<"$t"; then
+			check sshd-cloud-init PASS "50-cloud-init.conf ($(grep -i passwordauthentication /etc/ssh/sshd_config.d/50-cloud-init.conf | tr '\n' ' ')) does not win"
+		else
+			check sshd-cloud-init FAIL "50-cloud-init.conf wins: $(grep -i '^passwordauthentication' <<<"$t")"
+		fi
 	fi
 }
 

@@ -161,6 +161,31 @@ func (r Root) WriteFile(name string, data []byte, perm fs.FileMode) (bool, error
 	return true, writeAtomic(host, data, perm, uid, gid)
 }
 
+// WriteFileChecked is WriteFile with a check between staging and renaming: data is written
+// to a temporary file next to name (a dot name that no `*.conf` glob matches), check gets
+// that file's host path, and only when check returns nil is the file renamed into place. A
+// run killed at any point leaves the old file in place, never an unchecked new one.
+func (r Root) WriteFileChecked(name string, data []byte, perm fs.FileMode, check func(staged string) error) (bool, error) {
+	same, err := r.Same(name, data, perm)
+	if err != nil || same {
+		return false, err
+	}
+	host := r.Path(name)
+	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+		return false, err
+	}
+	uid, gid := -1, -1
+	if fi, err := os.Stat(host); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+		if _, err := r.Backup(name); err != nil {
+			return false, err
+		}
+	}
+	return true, writeAtomicChecked(host, data, perm, uid, gid, check)
+}
+
 // WriteState writes harden's own state (reports, metrics, records of what it did) atomically
 // and without a backup: these files are replaced every run, and backing them up would only
 // fill the backup directory.
@@ -190,16 +215,20 @@ func (r Root) WriteReport(name string, data []byte, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
 		return err
 	}
-	return replace(host, data, perm, -1, -1, false)
+	return replace(host, data, perm, -1, -1, nil, false)
 }
 
 func writeAtomic(host string, data []byte, perm fs.FileMode, uid, gid int) error {
-	return replace(host, data, perm, uid, gid, true)
+	return replace(host, data, perm, uid, gid, nil, true)
 }
 
-// replace writes data to a temporary file next to host and renames it over host; durable
-// syncs the file before the rename and the directory after it.
-func replace(host string, data []byte, perm fs.FileMode, uid, gid int, durable bool) error {
+func writeAtomicChecked(host string, data []byte, perm fs.FileMode, uid, gid int, check func(string) error) error {
+	return replace(host, data, perm, uid, gid, check, true)
+}
+
+// replace writes data to a temporary file next to host, lets check judge it, and renames it
+// over host; durable syncs the file before the rename and the directory after it.
+func replace(host string, data []byte, perm fs.FileMode, uid, gid int, check func(string) error, durable bool) error {
 	dir := filepath.Dir(host)
 	tmp, err := os.CreateTemp(dir, ".harden-tmp-*")
 	if err != nil {
@@ -228,6 +257,11 @@ func replace(host string, data []byte, perm fs.FileMode, uid, gid int, durable b
 	}
 	if err := tmp.Close(); err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(tmp.Name()); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp.Name(), host); err != nil {
 		return err

@@ -93,3 +93,42 @@ func TestWriteReportReplacesWithoutBackup(t *testing.T) {
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.Error(t, r.WriteReport("relative", nil, 0o644))
 }
+
+// The check sees the staged file, next to the target, under a name no *.conf glob
+// reads; a refused file never reaches its name and leaves no temporary behind.
+func TestWriteFileCheckedStagesBeforeTheRename(t *testing.T) {
+	dir := t.TempDir()
+	r := New(dir)
+	name := "/etc/ssh/sshd_config.d/00-harden.conf"
+	_, err := r.WriteFile(name, []byte("old\n"), 0o644)
+	require.NoError(t, err)
+
+	var staged string
+	changed, err := r.WriteFileChecked(name, []byte("bad\n"), 0o644, func(p string) error {
+		staged = p
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		assert.Equal(t, "bad\n", string(data))
+		cur, err := os.ReadFile(r.Path(name))
+		require.NoError(t, err)
+		assert.Equal(t, "old\n", string(cur), "the target is untouched while the check runs")
+		return fs.ErrInvalid
+	})
+	assert.ErrorIs(t, err, fs.ErrInvalid)
+	assert.True(t, changed)
+	assert.Equal(t, filepath.Dir(r.Path(name)), filepath.Dir(staged), "staged next to the target")
+	m, _ := filepath.Match("*.conf", filepath.Base(staged))
+	assert.False(t, m, "sshd's Include glob must never read a staged file: %s", staged)
+	got, err := os.ReadFile(r.Path(name))
+	require.NoError(t, err)
+	assert.Equal(t, "old\n", string(got))
+	entries, err := os.ReadDir(filepath.Dir(r.Path(name)))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary left behind")
+
+	_, err = r.WriteFileChecked(name, []byte("good\n"), 0o644, func(string) error { return nil })
+	require.NoError(t, err)
+	got, err = os.ReadFile(r.Path(name))
+	require.NoError(t, err)
+	assert.Equal(t, "good\n", string(got))
+}

@@ -16,8 +16,9 @@ firewall:
   exposure: public
   allow:
     - {name: dns, proto: udp, port: 53, from: [10.0.0.0/8, "2001:db8::/32"], why: resolver}
+    - {name: ssh, proto: tcp, port: 22, from: private, why: ssh}
 kernel: {sysctl: {kernel.sysrq: "0"}, disable_modules: [dccp]}
-sshd: {settings: {LoginGraceTime: 30s}}
+sshd: {settings: {Banner: /etc/issue.net}}
 audit: {rules: ["-w /etc/hosts -p wa -k hosts"]}
 packages: {remove: [telnet], approved: ["lib*"]}
 clamav: {on_access_paths: [/home], exclude_paths: [/home/big]}

@@ -49,6 +49,20 @@ func validSSHDKey(s string) bool {
 	return s != "" && isLetter(s[0]) && allBytes(s, isAlnum)
 }
 
+// validMaxStartups: ^[0-9]+(:[0-9]+:[0-9]+)?$ (sshd's MaxStartups: N or start:rate:full).
+func validMaxStartups(s string) bool {
+	parts := strings.Split(s, ":")
+	if len(parts) != 1 && len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || !allBytes(p, isDigit) {
+			return false
+		}
+	}
+	return true
+}
+
 // validUmask: ^0?[0-7]{3}$.
 func validUmask(s string) bool {
 	if len(s) == 4 && s[0] == '0' {

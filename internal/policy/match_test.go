@@ -20,6 +20,7 @@ func TestMatchersAgreeWithRegexps(t *testing.T) {
 		{`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`, validSysctlKey, []string{"net.ipv4.conf.*.rp_filter", "kernel", "a.", ".a", "A.b", "a.B-*_"}},
 		{`^[a-z0-9_-]+$`, validModule, []string{"dccp", "", "A", "a-b_c"}},
 		{`^[A-Za-z][A-Za-z0-9]*$`, validSSHDKey, []string{"LoginGraceTime", "", "1a", "a1", "a-b"}},
+		{`^[0-9]+(:[0-9]+:[0-9]+)?$`, validMaxStartups, []string{"10", "10:30:100", "10:30", "1::2", ":1:2", "1:2:3:4", ""}},
 		{`^0?[0-7]{3}$`, validUmask, []string{"027", "0027", "00027", "28", "0778", "777", "0"}},
 		{`^[a-z0-9*?][a-z0-9+.*?-]*(:[a-z0-9]+)?$`, validPackage, []string{"libc6:amd64", "lib*", "a:", ":a", "a:b:c", "g++", "?", "a:B", "-a"}},
 		{`^[A-Za-z0-9:_.\\@-]+\.(service|socket|timer|path|mount|automount|swap|target|device|slice|scope)$`, validUnitName,

@@ -36,11 +36,12 @@ sshd:
 firewall:
   allow:
     - {name: web, proto: tcp, ports: "8000-8100", from: [fdaa:0:1::/48], why: "internal API"}
+    - {name: ssh2, proto: tcp, port: 22, from: private, why: "SSH"}
 `), nil)
 	require.NoError(t, err)
 	assert.Equal(t, 2, p.SSHD.MaxAuthTries, "given key wins")
 	assert.False(t, p.SSHD.PasswordAuthentication, "omitted key keeps the default")
-	require.Len(t, p.Firewall.Allow, 1, "a given list replaces the default list")
+	require.Len(t, p.Firewall.Allow, 2, "a given list replaces the default list")
 	assert.Equal(t, PortRange{8000, 8100}, p.Firewall.Allow[0].PortRange())
 	assert.Equal(t, []string{"auto"}, p.Firewall.PrivateNetworks)
 	assert.Equal(t, "p.yaml", p.File())

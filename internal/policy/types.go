@@ -59,6 +59,10 @@ type Firewall struct {
 	// LogDrops: log dropped packets (rate limited, prefix "harden-drop: ").
 	LogDrops bool        `yaml:"log_drops"`
 	Allow    []AllowRule `yaml:"allow"`
+	// ClosePrivateSSH says, explicitly, that a private machine keeps tcp/22 closed to its
+	// private networks. Without it such a policy is refused: `fly ssh console` and every
+	// operator reach a private VM there, and losing it is a lockout.
+	ClosePrivateSSH bool `yaml:"close_private_ssh"`
 }
 
 // AllowRule opens one port or port range to one kind of source. Why is required.
@@ -87,7 +91,32 @@ type SSHD struct {
 	PermitRootLogin        bool `yaml:"permit_root_login"`
 	PasswordAuthentication bool `yaml:"password_authentication"`
 	MaxAuthTries           int  `yaml:"max_auth_tries"`
-	// Settings are further sshd_config keywords (e.g. LoginGraceTime: 30s).
+
+	// The session baseline: forwarding is off unless allowed.
+	// AllowTCPForwarding also governs AllowStreamLocalForwarding and PermitTunnel.
+	AllowTCPForwarding   bool `yaml:"allow_tcp_forwarding"`
+	AllowAgentForwarding bool `yaml:"allow_agent_forwarding"`
+	AllowX11Forwarding   bool `yaml:"allow_x11_forwarding"`
+	// LogLevel VERBOSE logs the fingerprint of the key each login used.
+	LogLevel string `yaml:"log_level"`
+	// Bounds on sessions and unauthenticated connections.
+	LoginGraceTime      Duration `yaml:"login_grace_time"`
+	MaxSessions         int      `yaml:"max_sessions"`
+	MaxStartups         string   `yaml:"max_startups"` // start:rate:full, as sshd_config
+	ClientAliveInterval Duration `yaml:"client_alive_interval"`
+	ClientAliveCountMax int      `yaml:"client_alive_count_max"`
+	// Crypto: "modern" restricts key exchange, ciphers, MACs and host key algorithms to
+	// strong ones the installed sshd supports (post-quantum key exchange first);
+	// "default" leaves sshd's own defaults.
+	Crypto string `yaml:"crypto"`
+	// AllowECDSAHostKey keeps offering an ECDSA (NIST curve) host key, for clients that
+	// pinned only that key, while they learn the Ed25519 one.
+	AllowECDSAHostKey bool `yaml:"allow_ecdsa_host_key"`
+	// SystemdSSHGenerator allows systemd 256+'s systemd-ssh-generator, which binds sshd to
+	// AF_VSOCK and /run/ssh-unix-local/socket: SSH that never crosses the firewall.
+	SystemdSSHGenerator bool `yaml:"systemd_ssh_generator"`
+
+	// Settings are further sshd_config keywords (e.g. Banner: /etc/issue.net).
 	Settings map[string]string `yaml:"settings,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/harden-dev/harden/internal/auditrule"
 )
@@ -103,6 +104,7 @@ func (v *validator) firewall() {
 	for i, r := range f.Allow {
 		v.allowRule(fmt.Sprintf("firewall.allow[%d]", i), r, private, names)
 	}
+	v.sshReachable(private)
 }
 
 // privateNetworks returns the outer bound of the private networks for validation.
@@ -207,12 +209,34 @@ var sshdOwnedKeys = map[string]string{
 	"maxauthtries": "sshd.max_auth_tries", "kbdinteractiveauthentication": "sshd.password_authentication",
 	"challengeresponseauthentication": "sshd.password_authentication", "pubkeyauthentication": "(always yes)",
 	"include": "(not allowed)", "match": "(not allowed: Match blocks could undo the policy)",
+	"allowtcpforwarding": "sshd.allow_tcp_forwarding", "allowstreamlocalforwarding": "sshd.allow_tcp_forwarding",
+	"permittunnel": "sshd.allow_tcp_forwarding", "allowagentforwarding": "sshd.allow_agent_forwarding",
+	"x11forwarding": "sshd.allow_x11_forwarding", "loglevel": "sshd.log_level",
+	"logingracetime": "sshd.login_grace_time", "maxsessions": "sshd.max_sessions", "maxstartups": "sshd.max_startups",
+	"clientaliveinterval": "sshd.client_alive_interval", "clientalivecountmax": "sshd.client_alive_count_max",
 }
 
 func (v *validator) sshd() {
 	s := v.p.SSHD
 	if s.MaxAuthTries < 1 || s.MaxAuthTries > 10 {
 		v.errorf("sshd.max_auth_tries", "want 1-10, got %d", s.MaxAuthTries)
+	}
+	v.oneOf("sshd.log_level", s.LogLevel, "QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3")
+	v.oneOf("sshd.crypto", s.Crypto, "modern", "default")
+	if s.LoginGraceTime <= 0 || s.LoginGraceTime.D() > 10*time.Minute {
+		v.errorf("sshd.login_grace_time", "want more than 0 and at most 10m (0 would let unauthenticated connections stay for ever)")
+	}
+	if s.MaxSessions < 1 || s.MaxSessions > 100 {
+		v.errorf("sshd.max_sessions", "want 1-100 (0 refuses every shell), got %d", s.MaxSessions)
+	}
+	if !validMaxStartups(s.MaxStartups) {
+		v.errorf("sshd.max_startups", "want start or start:rate:full like 10:30:60, got %q", s.MaxStartups)
+	}
+	if s.ClientAliveInterval < 0 || (s.ClientAliveInterval.D()%time.Second) != 0 {
+		v.errorf("sshd.client_alive_interval", "want whole seconds, 0 or more")
+	}
+	if s.ClientAliveCountMax < 0 {
+		v.errorf("sshd.client_alive_count_max", "want 0 or more")
 	}
 	for k, val := range s.Settings {
 		field := "sshd.settings." + k

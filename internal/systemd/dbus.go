@@ -285,6 +285,11 @@ func (c *Conn) ReloadOrRestart(ctx context.Context, name string) (JobResult, err
 	return c.runJob(ctx, "reload-or-restart", name, c.sd.ReloadOrRestartUnitContext)
 }
 
+// TryReloadOrRestart implements Manager.
+func (c *Conn) TryReloadOrRestart(ctx context.Context, name string) (JobResult, error) {
+	return c.runJob(ctx, "try-reload-or-restart", name, c.sd.ReloadOrTryRestartUnitContext)
+}
+
 // EnqueueStart implements Manager. A nil result channel tells go-systemd
 // not to track the job, so nothing waits for its JobRemoved.
 func (c *Conn) EnqueueStart(ctx context.Context, name string) (Job, error) {

@@ -253,18 +253,24 @@ func TestEnableAndStart(t *testing.T) {
 	assert.Equal(t, "active", st[0].ActiveState)
 	assert.Equal(t, "running", st[0].SubState)
 
-	for _, op := range []func(context.Context, string) (systemd.JobResult, error){e.m.Restart, e.m.ReloadOrRestart, e.m.Stop} {
+	for _, op := range []func(context.Context, string) (systemd.JobResult, error){e.m.Restart, e.m.ReloadOrRestart, e.m.TryReloadOrRestart, e.m.Stop} {
 		res, err := op(ctx, u.Name)
 		require.NoError(t, err)
 		assert.Equal(t, systemd.JobDone, res)
 	}
 	_, active, sub := e.fake.State(u.Name)
 	assert.Equal(t, "inactive/dead", active+"/"+sub)
+	// try-reload-or-restart leaves a stopped unit stopped.
+	res, err = e.m.TryReloadOrRestart(ctx, u.Name)
+	require.NoError(t, err)
+	assert.Equal(t, systemd.JobDone, res)
+	_, active, _ = e.fake.State(u.Name)
+	assert.Equal(t, "inactive", active)
 	var methods []string
 	for _, c := range e.fake.Mutations() {
 		methods = append(methods, c.Method)
 	}
-	assert.Equal(t, []string{"EnableUnitFiles", "EnableUnitFiles", "StartUnit", "RestartUnit", "ReloadOrRestartUnit", "StopUnit"}, methods)
+	assert.Equal(t, []string{"EnableUnitFiles", "EnableUnitFiles", "StartUnit", "RestartUnit", "ReloadOrRestartUnit", "ReloadOrTryRestartUnit", "StopUnit", "ReloadOrTryRestartUnit"}, methods)
 }
 
 func TestEnableMaskedAndMissing(t *testing.T) {

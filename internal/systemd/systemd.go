@@ -175,6 +175,10 @@ type Manager interface {
 	Stop(ctx context.Context, name string) (JobResult, error)
 	Restart(ctx context.Context, name string) (JobResult, error)
 	ReloadOrRestart(ctx context.Context, name string) (JobResult, error)
+	// TryReloadOrRestart is systemctl try-reload-or-restart: reload (or
+	// restart) the unit if it is active, leave it alone if not. For a
+	// socket-activated daemon that may or may not run right now.
+	TryReloadOrRestart(ctx context.Context, name string) (JobResult, error)
 	// EnqueueStart queues a start job and returns without waiting for it.
 	// It is for units whose start cannot finish while the caller runs (they
 	// are ordered after the unit the caller runs in); ListUnits shows the

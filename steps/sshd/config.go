@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/policy"
@@ -29,9 +30,11 @@ type wanted struct {
 	Core bool
 }
 
-// settings are the drop-in's keywords in the order written: the policy's
-// own rules first, then sshd.settings sorted by keyword.
-func settings(p policy.SSHD) []wanted {
+// settings are the drop-in's keywords in the order written: the policy's own rules first,
+// then the session baseline, the crypto lines, and sshd.settings sorted by keyword. A
+// sshd.settings keyword replaces a baseline line of the same name (an operator's explicit
+// choice); the policy's own fields cannot be set there (policy validation refuses it).
+func settings(p policy.SSHD, crypto []wanted) []wanted {
 	yesNo := func(b bool) string {
 		if b {
 			return "yes"
@@ -48,8 +51,36 @@ func settings(p policy.SSHD) []wanted {
 		{Key: "PermitRootLogin", Value: root, Reason: "sshd.permit_root_login", Core: true},
 		{Key: "PasswordAuthentication", Value: yesNo(p.PasswordAuthentication), Reason: "sshd.password_authentication", Core: true},
 		{Key: "KbdInteractiveAuthentication", Value: yesNo(p.PasswordAuthentication), Reason: "sshd.password_authentication", Core: true},
+		{Key: "PermitEmptyPasswords", Value: "no", Reason: "sshd (no empty passwords, ever)", Core: true},
 		{Key: "PubkeyAuthentication", Value: "yes", Reason: "sshd (keys only)", Core: true},
 		{Key: "MaxAuthTries", Value: fmt.Sprint(p.MaxAuthTries), Reason: "sshd.max_auth_tries", Core: true},
+	}
+	baseline := []wanted{
+		{Key: "HostbasedAuthentication", Value: "no", Reason: "sshd (keys only)"},
+		{Key: "IgnoreRhosts", Value: "yes", Reason: "sshd (keys only)"},
+		{Key: "PermitUserEnvironment", Value: "no", Reason: "sshd (a user's environment must not change sshd's behaviour)"},
+		{Key: "StrictModes", Value: "yes", Reason: "sshd (refuse keys others can write)"},
+		{Key: "AllowTcpForwarding", Value: yesNo(p.AllowTCPForwarding), Reason: "sshd.allow_tcp_forwarding"},
+		{Key: "AllowStreamLocalForwarding", Value: yesNo(p.AllowTCPForwarding), Reason: "sshd.allow_tcp_forwarding"},
+		{Key: "PermitTunnel", Value: yesNo(p.AllowTCPForwarding), Reason: "sshd.allow_tcp_forwarding"},
+		{Key: "GatewayPorts", Value: "no", Reason: "sshd (forwarded ports stay on loopback)"},
+		{Key: "AllowAgentForwarding", Value: yesNo(p.AllowAgentForwarding), Reason: "sshd.allow_agent_forwarding"},
+		{Key: "X11Forwarding", Value: yesNo(p.AllowX11Forwarding), Reason: "sshd.allow_x11_forwarding"},
+		{Key: "LogLevel", Value: p.LogLevel, Reason: "sshd.log_level"},
+		{Key: "LoginGraceTime", Value: seconds(p.LoginGraceTime.D()), Reason: "sshd.login_grace_time"},
+		{Key: "MaxSessions", Value: fmt.Sprint(p.MaxSessions), Reason: "sshd.max_sessions"},
+		{Key: "MaxStartups", Value: p.MaxStartups, Reason: "sshd.max_startups"},
+		{Key: "ClientAliveInterval", Value: seconds(p.ClientAliveInterval.D()), Reason: "sshd.client_alive_interval"},
+		{Key: "ClientAliveCountMax", Value: fmt.Sprint(p.ClientAliveCountMax), Reason: "sshd.client_alive_count_max"},
+	}
+	set := map[string]bool{}
+	for k := range p.Settings {
+		set[strings.ToLower(k)] = true
+	}
+	for _, w := range append(baseline, crypto...) {
+		if !set[strings.ToLower(w.Key)] && w.Value != "" {
+			out = append(out, w)
+		}
 	}
 	keys := make([]string, 0, len(p.Settings))
 	for k := range p.Settings {
@@ -61,6 +92,9 @@ func settings(p policy.SSHD) []wanted {
 	}
 	return out
 }
+
+// seconds writes a duration as sshd's whole seconds (sshd -T prints them so).
+func seconds(d time.Duration) string { return fmt.Sprint(int64(d / time.Second)) }
 
 // render is the drop-in's content.
 func render(ws []wanted) []byte {
@@ -74,26 +108,36 @@ func render(ws []wanted) []byte {
 	return b.Bytes()
 }
 
-// includeLine is the Include harden needs at the top of sshd_config. It names
-// the drop-in directory as sshd will see it: under a test root that is the
-// root's directory, on a machine it is /etc/ssh/sshd_config.d.
-func includeLine(root fsroot.Root) string {
-	return "Include " + root.Path(DropInDir) + "/*.conf"
-}
+// includeLine is the Include harden needs at the top of sshd_config, as the machine's sshd
+// will read it: always /etc/ssh/sshd_config.d, also in an image tree under --root (sshd at
+// the machine's boot knows nothing of the builder's path to the tree). Checks under a root
+// read a staged copy whose paths point into the root (see view.go).
+const includeLine = "Include " + DropInDir + "/*.conf"
 
-// fixInclude returns sshd_config with the Include as its first directive,
-// or ok=true when it already is (only comments, blank lines and other
-// Include lines before it). A later copy of the same Include is dropped:
-// the top one already reads those files.
-func fixInclude(main []byte, include string) (out []byte, ok bool) {
+// fixInclude returns sshd_config with the Include as its first directive, or ok=true when
+// it already is (only comments, blank lines and other Include lines before it). A later copy
+// of the same Include is dropped: the top one already reads those files. So is the same
+// Include written with a builder's path to an image tree (rootDir + /etc/ssh/...), which
+// earlier versions of harden wrote and which reads nothing on the machine.
+func fixInclude(main []byte, rootDir string) (out []byte, ok bool) {
 	lines := strings.SplitAfter(string(main), "\n")
+	builders := ""
+	if rootDir != "/" && rootDir != "" {
+		builders = "Include " + strings.TrimSuffix(rootDir, "/") + DropInDir + "/*.conf"
+	}
+	stale := false
+	for _, l := range lines {
+		if builders != "" && sameInclude(l, builders) {
+			stale = true
+		}
+	}
 	for _, l := range lines {
 		kw, _ := keyword(l)
 		if kw == "" {
 			continue
 		}
 		if strings.EqualFold(kw, "include") {
-			if sameInclude(l, include) {
+			if sameInclude(l, includeLine) && !stale {
 				return main, true
 			}
 			continue
@@ -102,9 +146,12 @@ func fixInclude(main []byte, include string) (out []byte, ok bool) {
 	}
 	var b strings.Builder
 	b.WriteString("# Added by harden: drop-ins first, so sshd_config.d/00-harden.conf wins.\n")
-	b.WriteString(include + "\n")
+	b.WriteString(includeLine + "\n")
 	for _, l := range lines {
-		if sameInclude(l, include) {
+		if sameInclude(l, includeLine) || (builders != "" && sameInclude(l, builders)) {
+			continue
+		}
+		if strings.HasPrefix(l, "# Added by harden: drop-ins first") {
 			continue
 		}
 		b.WriteString(l)

@@ -1,8 +1,11 @@
-// Package sshd is the step that makes sshd refuse root and password logins:
-// it writes /etc/ssh/sshd_config.d/00-harden.conf from the policy, makes sure
-// sshd_config includes the drop-ins before anything else, validates with
-// `sshd -t` (a file that fails is rolled back, never left in place), proves
-// the effective values with `sshd -T`, and reloads sshd over D-Bus.
+// Package sshd is the step that makes sshd refuse root and password logins and applies the
+// session and crypto baseline: it writes /etc/ssh/sshd_config.d/00-harden.conf from the
+// policy, makes sure sshd_config includes the drop-ins before anything else, validates every
+// file with `sshd -t` while it is still staged (a file sshd rejects never reaches its name),
+// proves the effective values with `sshd -T`, reloads sshd over D-Bus (through systemd's
+// socket generator when ssh.socket is the listener), and shuts systemd-ssh-generator's
+// AF_VSOCK and AF_UNIX listeners, which never cross the firewall, unless the policy allows
+// them.
 package sshd
 
 import (
@@ -13,10 +16,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/ownedunits"
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/internal/textdiff"
 )
@@ -27,22 +32,45 @@ type Options struct {
 	// reported as a finding).
 	Systemd systemd.Opener
 	// Binary is the sshd program (default /usr/sbin/sshd). It runs on the
-	// host even under a test root: -f points it at the root's config.
+	// host even under a test root: -f points it at a view of the root's config.
 	Binary string
+	// SSH is the ssh client (default /usr/bin/ssh), asked which algorithms this
+	// OpenSSH supports (`ssh -Q`).
+	SSH string
+	// Keygen is ssh-keygen (default /usr/bin/ssh-keygen): host keys on a machine
+	// that has none, throwaway keys to check an image tree.
+	Keygen string
 	// PrivsepDir is sshd's compiled-in privilege separation directory; `sshd
-	// -t` and `-T` refuse to run without it. systemd creates it
-	// (RuntimeDirectory=sshd) only while ssh.service runs, so harden creates
-	// it too, as Debian's init script does. Default /run/sshd.
+	// -t` and `-T` (before OpenSSH 9.6's -G) refuse to run without it. systemd
+	// creates it (RuntimeDirectory=sshd) only while ssh.service runs, so harden
+	// creates it when it needs it, as a planned change. Default /run/sshd.
 	PrivsepDir string
+	// Offline means the root is an image tree, not this machine: no host keys
+	// are made in it (every clone would share them), and the crypto lines wait
+	// for the machine's own sshd at its first boot (the builder's OpenSSH may
+	// support other algorithms than the image's).
+	Offline bool
 }
 
 // Step is the sshd step.
-type Step struct{ opts Options }
+type Step struct {
+	opts Options
+
+	mu      sync.Mutex
+	algos   algorithms // `ssh -Q` answers, once per step
+	dumpCfg *bool      // whether sshd has -G (OpenSSH 9.6+)
+}
 
 // New returns the sshd step.
 func New(opts Options) *Step {
 	if opts.Binary == "" {
 		opts.Binary = "/usr/sbin/sshd"
+	}
+	if opts.SSH == "" {
+		opts.SSH = "/usr/bin/ssh"
+	}
+	if opts.Keygen == "" {
+		opts.Keygen = "/usr/bin/ssh-keygen"
 	}
 	if opts.PrivsepDir == "" {
 		opts.PrivsepDir = "/run/sshd"
@@ -53,13 +81,17 @@ func New(opts Options) *Step {
 // Name implements engine.Step.
 func (s *Step) Name() string { return "sshd" }
 
+// OwnedUnits are the systemd units this step manages; the services step never masks them.
+func OwnedUnits() []string { return ownedunits.Of("sshd") }
+
 // probe is the connection `sshd -T -C` evaluates Match blocks for: root
 // from an outside address, the login the policy most wants refused.
 const probe = "user=root,host=harden-probe.invalid,addr=203.0.113.1"
 
 const cmdTimeout = 10 * time.Second
 
-// Plan implements engine.Step.
+// Plan implements engine.Step. It only reads: every directory, key and file it needs is a
+// planned change, so a dry-run creates nothing anywhere.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
 	p := &engine.Plan{}
 	main, ok, err := env.Root.ReadFileIfExists(MainConfig)
@@ -71,8 +103,16 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 			Message: "sshd is not installed (no " + MainConfig + " or " + s.opts.Binary + "): nothing to harden", Reason: "sshd"})
 		return p, nil
 	}
-	ws := settings(env.Policy.SSHD)
+	dirs, werr := walk(env.Root, MainConfig, 0)
+	keys := hostKeys(env.Root, dirs)
+	crypto, err := s.planCrypto(ctx, env, p, keys)
+	if err != nil {
+		return nil, err
+	}
+	ws := settings(env.Policy.SSHD, crypto)
 	want := render(ws)
+
+	var writes []*engine.Change
 	cur, _, err := env.Root.ReadFileIfExists(DropIn)
 	if err != nil {
 		return nil, err
@@ -84,17 +124,29 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		if cur == nil {
 			action, before = engine.ActionCreate, ""
 		}
-		p.Add(&engine.Change{Object: DropIn, Action: action, Before: before, After: "policy settings",
+		writes = append(writes, &engine.Change{Object: DropIn, Action: action, Before: before, After: "policy settings",
 			Diff: textdiff.Lines(string(cur), string(want)), Reason: "sshd",
 			Do: s.writeValidated(env, DropIn, want)})
 	}
-	if fixed, ok := fixInclude(main, includeLine(env.Root)); !ok {
-		p.Add(&engine.Change{Object: MainConfig, Action: engine.ActionUpdate, Before: "drop-ins not read first",
-			After: "Include sshd_config.d/*.conf first", Diff: textdiff.Lines(string(main), string(fixed)),
+	if fixed, ok := fixInclude(main, env.Root.Dir()); !ok {
+		writes = append(writes, &engine.Change{Object: MainConfig, Action: engine.ActionUpdate, Before: "drop-ins not read first",
+			After: includeLine + " first", Diff: textdiff.Lines(string(main), string(fixed)),
 			Reason: "sshd (00-harden.conf must be read first)", Do: s.writeValidated(env, MainConfig, fixed)})
 	}
-	if err := s.planReload(ctx, env, p); err != nil {
+	prereqs, err := s.planPrereqs(ctx, env, keys, len(writes) > 0)
+	if err != nil {
 		return nil, err
+	}
+	for _, c := range append(prereqs, writes...) {
+		p.Add(c)
+	}
+	gen := s.planGenerator(env, p)
+	listenChanged := listenLines(cur) != listenLines(want)
+	if err := s.planUnits(ctx, env, p, len(writes) > 0, listenChanged && len(writes) > 0, gen); err != nil {
+		return nil, err
+	}
+	if !env.Policy.SSHD.PermitRootLogin && werr == nil {
+		checkLoginKeys(env.Root, p, dirs)
 	}
 	if len(p.Changes) == 0 {
 		// Nothing to write: prove what sshd will actually use.
@@ -108,50 +160,156 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 	return engine.ApplyChanges(ctx, p)
 }
 
-// writeValidated writes one config file, runs `sshd -t` on the whole
-// configuration, and puts the old file back (or removes the new one) when
-// sshd rejects it, so a broken configuration never stays in place for the
-// next sshd start.
+// planCrypto returns the crypto lines the policy asks for, from what this OpenSSH supports.
+func (s *Step) planCrypto(ctx context.Context, env *engine.Env, p *engine.Plan, keys []hostKey) ([]wanted, error) {
+	pol := env.Policy.SSHD
+	if pol.Crypto != "modern" {
+		return nil, nil
+	}
+	if s.opts.Offline {
+		p.Find(&engine.Finding{ID: "sshd.crypto-at-boot", Severity: engine.Info, Object: DropIn,
+			Message: "image tree: the key exchange, cipher, MAC and host key algorithm lines are written at the machine's first boot, " +
+				"from what its own sshd supports (this host's OpenSSH may support others)", Reason: "sshd.crypto"})
+		return nil, nil
+	}
+	a, err := s.supported(ctx, env)
+	if err != nil {
+		p.Find(&engine.Finding{ID: "sshd.crypto-unknown", Severity: engine.Warning, Object: s.opts.SSH,
+			Message: "cannot tell which algorithms this OpenSSH supports, crypto baseline not written: " + err.Error(), Reason: "sshd.crypto"})
+		return nil, nil
+	}
+	var types []string
+	for _, k := range keys {
+		if k.Exists {
+			types = append(types, k.Type)
+		}
+	}
+	ws, keptECDSA := cryptoSettings(a, pol.AllowECDSAHostKey, types)
+	if keptECDSA {
+		p.Find(&engine.Finding{ID: "sshd.only-ecdsa-host-key", Severity: engine.Warning, Object: "host keys",
+			Message: "the only host keys are ECDSA (NIST P-256): still offered, or nobody could connect; make an Ed25519 key (ssh-keygen -t ed25519)",
+			Reason:  "sshd.allow_ecdsa_host_key"})
+	} else if !pol.AllowECDSAHostKey {
+		for _, k := range keys {
+			if k.Exists && strings.HasPrefix(k.Type, "ecdsa-") {
+				p.Find(&engine.Finding{ID: "sshd.ecdsa-host-key-not-offered", Severity: engine.Info, Object: k.Path,
+					Message: "the ECDSA host key is kept on disk but no longer offered; a client that pinned only it sees a new host key " +
+						"(OpenSSH 8.5+ clients learn the Ed25519 key on their next login before, UpdateHostKeys); sshd.allow_ecdsa_host_key: true keeps offering it",
+					Reason: "sshd.allow_ecdsa_host_key"})
+			}
+		}
+	}
+	return ws, nil
+}
+
+// planPrereqs are the changes sshd -t and -T need before they can run: the privilege
+// separation directory, and host keys on a machine that has none (sshd could not start
+// without them either; an image tree gets none, see Offline).
+func (s *Step) planPrereqs(ctx context.Context, env *engine.Env, keys []hostKey, writes bool) ([]*engine.Change, error) {
+	var out []*engine.Change
+	needRun := writes || !s.canDump(ctx, env)
+	if _, err := os.Stat(s.opts.PrivsepDir); errors.Is(err, os.ErrNotExist) && needRun {
+		dir := s.opts.PrivsepDir
+		out = append(out, &engine.Change{Object: dir, Action: engine.ActionCreate, After: "directory, root, 0755",
+			Reason: "sshd (sshd -t and -T need its privilege separation directory; systemd makes it only while ssh.service runs)",
+			Do: func(context.Context) error {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				return os.Chmod(dir, 0o755)
+			}})
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if !s.opts.Offline && !anyExists(keys) {
+		root := env.Root.Dir()
+		out = append(out, &engine.Change{Object: "/etc/ssh/ssh_host_*_key", Action: engine.ActionCreate,
+			Before: "no host key", After: "host keys (ssh-keygen -A)",
+			Reason: "sshd (cannot start or be checked without a host key)",
+			Do: func(ctx context.Context) error {
+				args := []string{"-A"}
+				if !(root == "/" || root == "") {
+					args = append(args, "-f", root)
+				}
+				_, err := env.Exec.Run(ctx, command.Cmd{Name: s.opts.Keygen, Args: args, Timeout: time.Minute})
+				return err
+			}})
+	}
+	return out, nil
+}
+
+// canDump reports whether sshd has -G (OpenSSH 9.6+): it prints the configuration without
+// the privilege separation directory or host keys, so a converged plan creates nothing.
+func (s *Step) canDump(ctx context.Context, env *engine.Env) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dumpCfg == nil {
+		_, err := env.Exec.Run(ctx, command.Cmd{Name: s.opts.Binary, Args: []string{"-G", "-T", "-f", "/dev/null"}, Timeout: cmdTimeout})
+		ok := err == nil
+		s.dumpCfg = &ok
+	}
+	return *s.dumpCfg
+}
+
+// checkArgs are the sshd arguments to check a view: -t (or -T) with -f, plus a throwaway
+// host key when the root has none (an image tree).
+func (s *Step) checkArgs(ctx context.Context, env *engine.Env, v *view, mode string) ([]string, error) {
+	args := []string{mode}
+	if mode == "-T" && s.canDump(ctx, env) {
+		args = append(args, "-G")
+	}
+	args = append(args, "-f", v.main)
+	if s.opts.Offline && !anyExists(hostKeys(env.Root, mustWalk(env))) {
+		key, err := v.throwawayKey(ctx, env, s.opts.Keygen)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-h", key)
+	}
+	return args, nil
+}
+
+func mustWalk(env *engine.Env) []directive {
+	d, _ := walk(env.Root, MainConfig, 0)
+	return d
+}
+
+// writeValidated writes one config file through a staged temporary next to it: `sshd -t`
+// checks the whole configuration as sshd will read it with the staged content in place, and
+// only then is the file renamed over the old one. Killed at any point, the next sshd start
+// reads the old file or the checked new one, never an unchecked one.
 func (s *Step) writeValidated(env *engine.Env, name string, data []byte) func(context.Context) error {
 	return func(ctx context.Context) error {
-		old, existed, err := env.Root.ReadFileIfExists(name)
-		if err != nil {
-			return err
-		}
-		oldMode := os.FileMode(0o644)
-		if fi, err := env.Root.Stat(name); err == nil {
-			oldMode = fi.Mode().Perm()
-		}
-		if _, err := env.Root.WriteFile(name, data, 0o644); err != nil {
-			return err
-		}
-		verr := s.sshd(ctx, env, nil, "-t", "-f", env.Root.Path(MainConfig))
-		if verr == nil {
+		_, err := env.Root.WriteFileChecked(name, data, 0o644, func(staged string) error {
+			content, err := os.ReadFile(staged)
+			if err != nil {
+				return err
+			}
+			v, err := newView(env.Root, map[string][]byte{name: content})
+			if err != nil {
+				return err
+			}
+			defer v.Close()
+			args, err := s.checkArgs(ctx, env, v, "-t")
+			if err != nil {
+				return err
+			}
+			if err := s.sshd(ctx, env, nil, args...); err != nil {
+				return fmt.Errorf("sshd -t rejected %s, not put in place: %w", name, err)
+			}
 			return nil
-		}
-		var rerr error
-		if existed {
-			_, rerr = env.Root.WriteFile(name, old, oldMode)
-		} else {
-			_, rerr = env.Root.Remove(name)
-		}
-		if rerr != nil {
-			return fmt.Errorf("sshd -t rejected %s (%w) and restoring the old file failed: %v", name, verr, rerr)
-		}
-		return fmt.Errorf("sshd -t rejected %s, old file restored: %w", name, verr)
+		})
+		return err
 	}
 }
 
-// sshd runs the sshd binary and returns its stdout.
+// sshd runs the sshd binary.
 func (s *Step) sshd(ctx context.Context, env *engine.Env, stdin []byte, args ...string) error {
 	_, err := s.run(ctx, env, stdin, args...)
 	return err
 }
 
 func (s *Step) run(ctx context.Context, env *engine.Env, stdin []byte, args ...string) ([]byte, error) {
-	if err := os.MkdirAll(s.opts.PrivsepDir, 0o755); err != nil {
-		return nil, fmt.Errorf("privilege separation directory: %w", err)
-	}
 	res, err := env.Exec.Run(ctx, command.Cmd{Name: s.opts.Binary, Args: args, Stdin: stdin, Timeout: cmdTimeout})
 	if err != nil {
 		var ee *command.ExitError
@@ -164,13 +322,15 @@ func (s *Step) run(ctx context.Context, env *engine.Env, stdin []byte, args ...s
 	return res.Stdout, nil
 }
 
-// parseT reads `sshd -T` output: lower-case keyword, value; keywords that
-// repeat (HostKey, AllowUsers) have their values joined by ", ".
+// parseT reads `sshd -T` output: keyword (lower-cased: OpenSSH 10.4+ prints some in mixed
+// case), value; keywords that repeat (HostKey, AllowUsers) have their values joined by ", ".
 func parseT(out []byte) map[string]string {
 	m := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), " ")
+		k = strings.ToLower(k)
 		if k == "" {
 			continue
 		}
@@ -182,19 +342,48 @@ func parseT(out []byte) map[string]string {
 	return m
 }
 
+// sameValue compares two `sshd -T` values: case-insensitively (keywords and their yes/no
+// values change case across OpenSSH versions), and PermitRootLogin's old and new names for
+// prohibit-password as one.
+func sameValue(key, a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	norm := func(v string) string {
+		if key == "permitrootlogin" && strings.EqualFold(v, "without-password") {
+			return "prohibit-password"
+		}
+		return strings.ToLower(v)
+	}
+	return norm(a) == norm(b)
+}
+
 // prove compares what sshd will use for a root login from outside with what
 // the drop-in says, both as printed by `sshd -T` so that sshd itself
 // normalises values (30s -> 30). A keyword set earlier (a file read before
 // the drop-in) or by a Match block wins over the drop-in: named as a finding.
 func (s *Step) prove(ctx context.Context, env *engine.Env, p *engine.Plan, ws []wanted) {
-	cfg := env.Root.Path(MainConfig)
-	out, err := s.run(ctx, env, nil, "-T", "-f", cfg, "-C", probe)
+	v, err := newView(env.Root, nil)
 	if err != nil {
 		p.Find(&engine.Finding{ID: "sshd.config-invalid", Severity: engine.Critical, Object: MainConfig,
-			Message: "sshd cannot read its configuration: " + err.Error(), Reason: "sshd"})
+			Message: "cannot read sshd's configuration: " + err.Error(), Reason: "sshd"})
 		return
 	}
-	eff := parseT(out)
+	defer v.Close()
+	args, err := s.checkArgs(ctx, env, v, "-T")
+	if err == nil {
+		var out []byte
+		out, err = s.run(ctx, env, nil, append(args, "-C", probe)...)
+		if err == nil {
+			s.compare(ctx, env, p, ws, parseT(out))
+			return
+		}
+	}
+	p.Find(&engine.Finding{ID: "sshd.config-invalid", Severity: engine.Critical, Object: MainConfig,
+		Message: "sshd cannot read its configuration: " + err.Error(), Reason: "sshd"})
+}
+
+func (s *Step) compare(ctx context.Context, env *engine.Env, p *engine.Plan, ws []wanted, eff map[string]string) {
 	ref, err := s.reference(ctx, env, ws, eff["hostkey"])
 	if err != nil {
 		p.Find(&engine.Finding{ID: "sshd.config-invalid", Severity: engine.Critical, Object: DropIn,
@@ -205,7 +394,7 @@ func (s *Step) prove(ctx context.Context, env *engine.Env, p *engine.Plan, ws []
 	for _, w := range ws {
 		k := strings.ToLower(w.Key)
 		wantV, ok := ref[k]
-		if !ok || eff[k] == wantV || (k == "permitrootlogin" && wantV == "prohibit-password" && eff[k] == "without-password") {
+		if !ok || sameValue(k, eff[k], wantV) {
 			continue
 		}
 		sev := engine.Warning
@@ -226,10 +415,9 @@ func (s *Step) prove(ctx context.Context, env *engine.Env, p *engine.Plan, ws []
 }
 
 // reference is what `sshd -T` prints for the drop-in's keywords. The
-// policy's own keywords have known forms; extra settings are normalised by
+// policy's own keywords have known forms; the others are normalised by
 // sshd itself (LoginGraceTime 1m -> 60), by running it on the drop-in alone
-// with the same host keys. That second exec is skipped when there are no
-// extra settings: it is half the step's cost on a converged boot.
+// with the same host keys.
 func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, hostkeys string) (map[string]string, error) {
 	ref := map[string]string{}
 	extra := false
@@ -243,7 +431,11 @@ func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, host
 	if !extra {
 		return ref, nil
 	}
-	args := []string{"-T", "-f", "/dev/stdin", "-C", probe}
+	args := []string{"-T"}
+	if s.canDump(ctx, env) {
+		args = append(args, "-G")
+	}
+	args = append(args, "-f", "/dev/stdin", "-C", probe)
 	for _, hk := range strings.Split(hostkeys, ", ") {
 		if hk != "" {
 			args = append(args, "-h", hk)
@@ -253,7 +445,12 @@ func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, host
 	if err != nil {
 		return nil, err
 	}
-	return parseT(out), nil
+	for k, v := range parseT(out) {
+		if _, core := ref[k]; !core {
+			ref[k] = v
+		}
+	}
+	return ref, nil
 }
 
 // source names the first place outside harden's drop-in that sets key,
@@ -299,53 +496,4 @@ func findMatches(p *engine.Plan, dirs []directive, ws []wanted, ref map[string]s
 			Message: fmt.Sprintf("Match %s in %s:%d sets %s %s (policy: %s) for the connections it matches",
 				d.Match, d.File, d.Line, w.Key, d.Value, w.Value), Reason: w.Reason})
 	}
-}
-
-// planReload plans a reload of sshd when a file changes and sshd runs, and
-// warns when the policy sets the listening address on a socket-activated
-// sshd (Ubuntu's ssh.socket: Port and ListenAddress there come from the
-// socket unit, not from sshd_config).
-func (s *Step) planReload(ctx context.Context, env *engine.Env, p *engine.Plan) error {
-	_, port := env.Policy.SSHD.Settings["Port"]
-	_, listen := env.Policy.SSHD.Settings["ListenAddress"]
-	if len(p.Changes) == 0 && !port && !listen {
-		return nil
-	}
-	if s.opts.Systemd == nil {
-		p.Find(&engine.Finding{ID: "sshd.not-reloaded", Severity: engine.Warning, Object: "unit ssh.service",
-			Message: "no systemd connection configured: sshd not reloaded", Reason: "sshd"})
-		return nil
-	}
-	m, err := s.opts.Systemd(ctx)
-	if errors.Is(err, systemd.ErrNoSystemd) {
-		if len(p.Changes) > 0 {
-			p.Find(&engine.Finding{ID: "sshd.not-reloaded", Severity: engine.Info, Object: "unit ssh.service",
-				Message: "no systemd: sshd not reloaded (a running sshd keeps its old settings until restarted)", Reason: "sshd"})
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	units, err := m.ListUnits(ctx, "ssh.service", "sshd.service", "ssh.socket")
-	if err != nil {
-		return err
-	}
-	for _, u := range units {
-		switch {
-		case u.Name == "ssh.socket" && u.Active() && (port || listen):
-			p.Find(&engine.Finding{ID: "sshd.socket-activated", Severity: engine.Warning, Object: "unit ssh.socket",
-				Message: "sshd is socket-activated (ssh.socket): Port/ListenAddress in sshd_config are not used; set ListenStream= in an ssh.socket drop-in",
-				Reason:  "sshd.settings"})
-		case u.Name != "ssh.socket" && u.Active() && len(p.Changes) > 0:
-			name := u.Name
-			p.Add(&engine.Change{Object: "unit " + name, Action: engine.ActionReload, Before: "old settings",
-				After: "new settings", Reason: "sshd", Do: func(ctx context.Context) error {
-					_, err := m.ReloadOrRestart(ctx, name)
-					return err
-				}})
-			return nil
-		}
-	}
-	return nil
 }

@@ -86,7 +86,7 @@ func (c Call) String() string { return c.Method + "(" + strings.Join(c.Args, ", 
 var mutating = map[string]bool{
 	"MaskUnitFiles": true, "UnmaskUnitFiles": true, "EnableUnitFiles": true, "DisableUnitFiles": true,
 	"Reload": true, "StartUnit": true, "StopUnit": true, "RestartUnit": true,
-	"ReloadOrRestartUnit": true, "TryRestartUnit": true, "ReloadUnit": true,
+	"ReloadOrRestartUnit": true, "TryRestartUnit": true, "ReloadUnit": true, "ReloadOrTryRestartUnit": true,
 }
 
 type unit struct {

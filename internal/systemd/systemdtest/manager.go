@@ -388,10 +388,16 @@ func (m *manager) ReloadOrRestartUnit(name, mode string) (dbus.ObjectPath, *dbus
 	return m.f.queueJob("ReloadOrRestartUnit", name, mode)
 }
 
+// ReloadOrTryRestartUnit queues a reload-or-restart job if the unit is
+// active (systemctl try-reload-or-restart); an inactive unit stays inactive.
+func (m *manager) ReloadOrTryRestartUnit(name, mode string) (dbus.ObjectPath, *dbus.Error) {
+	return m.f.queueJob("ReloadOrTryRestartUnit", name, mode)
+}
+
 // jobTypes is the JobType ListUnits shows while a job of that method is
 // queued.
 var jobTypes = map[string]string{"StartUnit": "start", "StopUnit": "stop", "RestartUnit": "restart",
-	"TryRestartUnit": "try-restart", "ReloadOrRestartUnit": "restart"}
+	"TryRestartUnit": "try-restart", "ReloadOrRestartUnit": "restart", "ReloadOrTryRestartUnit": "try-restart"}
 
 var jobModes = []string{"replace", "fail", "isolate", "ignore-dependencies", "ignore-requirements",
 	"flush", "triggering", "replace-irreversibly"}
@@ -504,7 +510,7 @@ func applyJob(u *unit, method, result string) {
 		// canceled, dependency, skipped: the unit did not change.
 	case method == "StopUnit":
 		u.ActiveState, u.SubState = "inactive", "dead"
-	case method == "TryRestartUnit" && u.ActiveState != "active":
+	case (method == "TryRestartUnit" || method == "ReloadOrTryRestartUnit") && u.ActiveState != "active":
 	default:
 		u.ActiveState, u.SubState = "active", u.activeSub
 	}

@@ -56,6 +56,7 @@ var packageOf = map[string]string{
 	"ssh":          "openssh-client",
 	"ssh-keygen":   "openssh-client",
 	"sshd":         "openssh-server",
+	"ssh-audit":    "ssh-audit",
 	"strace":       "strace",
 	"unshare":      "util-linux",
 	"man":          "man-db",
