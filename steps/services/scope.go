@@ -77,7 +77,13 @@ func linkNames(root fsroot.Root, add func(string)) error {
 					return err
 				}
 				for _, d := range deps {
-					add(d.Name())
+					// An essential unit is never masked, so whether it is enabled does not
+					// matter (a mask of one is a top-level link, still read below; one the
+					// policy names comes in through allow). Leaving them out halves the
+					// names on a stock system: sysinit.target.wants is mostly systemd-*.
+					if !isEssential(d.Name()) {
+						add(d.Name())
+					}
 				}
 			case e.IsDir():
 				// drop-in directories (foo.service.d): not unit files
