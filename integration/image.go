@@ -23,6 +23,8 @@ type Image struct {
 	Root   string // root.img
 	Kernel string // vmlinux
 	Initrd string // initrd.img
+	// Built is how long this run took to build it; zero when it came from the cache.
+	Built time.Duration
 }
 
 func imageIn(dir string) Image {
@@ -43,16 +45,24 @@ func CacheDir() string {
 	return "/var/cache/harden-integration"
 }
 
-// recipeKey hashes everything that decides the image's content: every file under the recipe
-// directory (path, mode, bytes) and the kernel package name (a new Debian kernel ABI means a
-// new image). Debian package updates within the same names do not change the key: the cache
-// is a speed-up, and packages.lock in the image records what it holds.
-func recipeKey(recipeDir, kernelPackage string) (string, error) {
+// recipeKey hashes everything that decides one image's content: every file under the image
+// directory (path, mode, bytes) except the other recipes' directories, and the kernel package
+// name (a new Debian kernel ABI means a new image). So a change to the Ubuntu recipe rebuilds
+// only the Ubuntu image; a change to a common file (build.sh, the initrd, rootfs/) rebuilds
+// both. Package updates within the same names do not change the key: the cache is a
+// speed-up, and packages.lock in the image records what it holds.
+func recipeKey(imageDir, recipe, kernelPackage string) (string, error) {
+	if !isRecipe(filepath.Join(imageDir, recipe)) {
+		return "", fmt.Errorf("%s: no recipe %q (a directory with a `recipe` file)", imageDir, recipe)
+	}
 	h := sha256.New()
 	var files []string
-	err := filepath.WalkDir(recipeDir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(imageDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && p != imageDir && isRecipe(p) && d.Name() != recipe {
+			return filepath.SkipDir
 		}
 		if !d.IsDir() {
 			files = append(files, p)
@@ -64,7 +74,7 @@ func recipeKey(recipeDir, kernelPackage string) (string, error) {
 	}
 	sort.Strings(files)
 	for _, p := range files {
-		rel, _ := filepath.Rel(recipeDir, p)
+		rel, _ := filepath.Rel(imageDir, p)
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return "", err
@@ -80,11 +90,23 @@ func recipeKey(recipeDir, kernelPackage string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// EnsureImage returns the cached image for the recipe, building it first if needed. Builds run
-// in a temporary directory inside the cache and are renamed into place under a lock, so two
-// test runs never see half an image; the newest two images are kept.
-func EnsureImage(recipeDir string, logf func(string, ...any)) (Image, error) {
-	build := filepath.Join(recipeDir, "build.sh")
+// isRecipe: a recipe is a directory under the image directory with a `recipe` file.
+func isRecipe(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "recipe"))
+	return err == nil
+}
+
+// imagePrefix names a recipe's images in the cache: vm-<recipe>-<key>. Other recipes' images,
+// and images of older harness versions (image-<key>), are never pruned by this recipe.
+func imagePrefix(recipe string) string { return "vm-" + recipe + "-" }
+
+// EnsureImage returns the cached image of one recipe (a directory under imageDir, e.g.
+// "ubuntu-26.04"), building it first if needed. Builds run in a temporary directory inside
+// the cache and are renamed into place under a per-recipe lock, so two test runs never see
+// half an image and two recipes can build at once; the newest two images of the recipe are
+// kept.
+func EnsureImage(imageDir, recipe string, logf func(string, ...any)) (Image, error) {
+	build := filepath.Join(imageDir, "build.sh")
 	out, err := exec.Command(build, "kernel-package").Output()
 	if err != nil {
 		return Image{}, fmt.Errorf("finding the kernel package: %w", err)
@@ -93,7 +115,7 @@ func EnsureImage(recipeDir string, logf func(string, ...any)) (Image, error) {
 	if kpkg == "" {
 		return Image{}, fmt.Errorf("finding the kernel package: apt-cache printed nothing (apt-get update?)")
 	}
-	key, err := recipeKey(recipeDir, kpkg)
+	key, err := recipeKey(imageDir, recipe, kpkg)
 	if err != nil {
 		return Image{}, err
 	}
@@ -101,13 +123,13 @@ func EnsureImage(recipeDir string, logf func(string, ...any)) (Image, error) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return Image{}, err
 	}
-	final := filepath.Join(cache, "image-"+key)
+	final := filepath.Join(cache, imagePrefix(recipe)+key)
 	if _, err := os.Stat(filepath.Join(final, "root.img")); err == nil {
 		touch(final)
 		return imageIn(final), nil
 	}
 
-	unlock, err := lockFile(filepath.Join(cache, "build.lock"))
+	unlock, err := lockFile(filepath.Join(cache, "build-"+recipe+".lock"))
 	if err != nil {
 		return Image{}, err
 	}
@@ -115,22 +137,41 @@ func EnsureImage(recipeDir string, logf func(string, ...any)) (Image, error) {
 	if _, err := os.Stat(filepath.Join(final, "root.img")); err == nil {
 		return imageIn(final), nil // another run built it while we waited
 	}
-	tmp := filepath.Join(cache, fmt.Sprintf("building-%s-%d", key, os.Getpid()))
+	tmp := filepath.Join(cache, fmt.Sprintf("building-%s-%s-%d", recipe, key, os.Getpid()))
 	_ = os.RemoveAll(tmp)
-	logf("building VM image %s (kernel %s) in %s", key, kpkg, cache)
+	logf("building VM image %s %s (kernel %s) in %s", recipe, key, kpkg, cache)
 	start := time.Now()
-	cmd := exec.Command(build, tmp, kpkg)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd := exec.Command(build, recipe, tmp, kpkg)
+	// The build's log goes to a file next to the image (two recipes may build at once);
+	// its tail is shown when the build fails.
+	blog, err := os.Create(filepath.Join(cache, "build-"+recipe+".log"))
+	if err != nil {
+		return Image{}, err
+	}
+	defer blog.Close()
+	cmd.Stdout, cmd.Stderr = blog, blog
 	if err := cmd.Run(); err != nil {
 		_ = os.RemoveAll(tmp)
-		return Image{}, fmt.Errorf("image build failed: %w", err)
+		return Image{}, fmt.Errorf("image %s build failed: %w; last lines of %s:\n%s", recipe, err, blog.Name(), tail(blog.Name(), 30))
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return Image{}, err
 	}
-	logf("image built in %s", time.Since(start).Round(time.Second))
-	prune(cache, 2)
-	return imageIn(final), nil
+	img := imageIn(final)
+	img.Built = time.Since(start)
+	logf("image %s built in %s", recipe, img.Built.Round(time.Second))
+	prune(cache, imagePrefix(recipe), 2)
+	return img, nil
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func touch(dir string) {
@@ -138,9 +179,10 @@ func touch(dir string) {
 	_ = os.Chtimes(dir, now, now)
 }
 
-// prune keeps the newest n images (by modification time, which EnsureImage refreshes on use).
-func prune(cache string, n int) {
-	dirs, _ := filepath.Glob(filepath.Join(cache, "image-*"))
+// prune keeps the newest n images of one recipe (by modification time, which EnsureImage
+// refreshes on use).
+func prune(cache, prefix string, n int) {
+	dirs, _ := filepath.Glob(filepath.Join(cache, prefix+"*"))
 	sort.Slice(dirs, func(i, j int) bool { return mtime(dirs[i]).After(mtime(dirs[j])) })
 	for i := n; i < len(dirs); i++ {
 		_ = os.RemoveAll(dirs[i])

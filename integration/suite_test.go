@@ -1,9 +1,11 @@
 //go:build integration
 
-// Package integration boots the test image under QEMU (TCG) and proves on real systemd,
-// auditd, sshd, nftables and ClamAV what the unit tests can only approximate. Run it with
-// integration/run.sh (make integration). Every check is one line: PASS, FAIL or SKIP with
-// the reason (a step not merged yet is a SKIP, and turns on by itself once it is).
+// Package integration boots the test images (Ubuntu 26.04, the OS the company policy demands,
+// and Debian 12) under QEMU (TCG) and proves on real systemd, auditd, sshd, nftables, AppArmor
+// and ClamAV what the unit tests can only approximate. Run it with integration/run.sh (make
+// integration). The guest reports one line per check: PASS, FAIL or SKIP with the reason. The
+// host holds the list of checks each scenario must report on each image (scenarios.go): a
+// missing check, an unlisted one, or a SKIP that is not on the allow-list fails the scenario.
 package integration
 
 import (
@@ -15,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,19 +24,6 @@ import (
 
 	"github.com/harden-dev/harden/internal/testutil/need"
 )
-
-var (
-	imageOnce sync.Once
-	image     Image
-	imageErr  error
-)
-
-func testImage(t *testing.T) Image {
-	t.Helper()
-	imageOnce.Do(func() { image, imageErr = EnsureImage("image", t.Logf) })
-	require.NoError(t, imageErr)
-	return image
-}
 
 // hardenBinary is the static binary under test ($HARDEN_BIN, else ../bin/harden).
 func hardenBinary(t *testing.T) string {
@@ -69,10 +57,11 @@ func artifactsDir(name string) string {
 }
 
 type scenario struct {
-	name    string
-	policy  string // file under testdata: /etc/harden/policy.yaml
-	install bool   // harden install + stamp into the hand-in (harden baked into the image)
-	decoy   bool   // an enabled unit that is not on the allowlist
+	name    string  // baked | broken | cloud-init: guest/check.sh's case
+	image   osImage // the image it boots
+	policy  string  // file under testdata: /etc/harden/policy.yaml
+	install bool    // harden install + stamp into the hand-in (harden baked into the image)
+	decoy   bool    // an enabled unit that is not on the allowlist
 	reboot  bool
 	cloud   bool // a NoCloud seed from cloud-init.yaml; cloud-init enabled
 	webhook bool // a webhook receiver on the host; its secret handed in as /etc/harden/webhook.secret
@@ -103,9 +92,10 @@ func handIn(t *testing.T, sc scenario, dir string, rcv *Receiver) {
 	put("etc/systemd/system/harden-check.service", read("guest/harden-check.service"), 0o644)
 	link("etc/systemd/system/multi-user.target.wants/harden-check.service", "/etc/systemd/system/harden-check.service")
 	put("etc/harden-test/scenario", []byte(sc.name+"\n"), 0o644)
-	put("etc/harden-test/good-policy.yaml", read("testdata/policy.yaml"), 0o600)
+	put("etc/harden-test/image", []byte(sc.image.Recipe+"\n"), 0o644)
+	put("etc/harden-test/good-policy.yaml", policyFor(t, sc.image, read("testdata/policy.yaml")), 0o600)
 	if sc.policy != "" {
-		put("etc/harden/policy.yaml", read(filepath.Join("testdata", sc.policy)), 0o600)
+		put("etc/harden/policy.yaml", policyFor(t, sc.image, read(filepath.Join("testdata", sc.policy))), 0o600)
 	}
 	if rcv != nil {
 		// The policy's webhook sink reads it (secret_file); root's own, like a real one.
@@ -119,32 +109,62 @@ func handIn(t *testing.T, sc scenario, dir string, rcv *Receiver) {
 	}
 	if sc.install {
 		// What an image build does: the real `harden install` and `harden stamp` on the tree.
-		for _, args := range [][]string{{"install", "--root", dir}, {"stamp", "--root", dir, "--image-id", "integration-" + sc.name}} {
+		for _, args := range [][]string{{"install", "--root", dir}, {"stamp", "--root", dir, "--image-id", "integration-" + sc.image.Recipe + "-" + sc.name}} {
 			out, err := exec.Command(bin, args...).CombinedOutput()
 			require.NoError(t, err, "harden %v: %s", args, out)
 		}
 	}
 	if sc.cloud {
-		// The operator's file as it is, except what the test image cannot meet: the OS
-		// (Debian, not Ubuntu) and the signature databases (a tiny test .hdb only: the
-		// clamav findings are critical). Without these, harden apply would rightly exit 1.
-		ud := string(read("../cloud-init.yaml"))
-		for old, new := range map[string]string{
-			"id: ubuntu":              "id: debian",
-			"min_version: latest-lts": `min_version: "12"`,
-			"      version: 1\n":      "      version: 1\n      run:\n        fail_on: none\n",
-		} {
-			require.Contains(t, ud, old, "cloud-init.yaml changed: update the test's substitution")
-			ud = strings.Replace(ud, old, new, 1)
-		}
-		put("var/lib/harden-seed/user-data", []byte(ud), 0o600)
+		put("var/lib/harden-seed/user-data", cloudUserData(t, sc.image, read("../cloud-init.yaml")), 0o600)
 		put("var/lib/harden-seed/meta-data", []byte("instance-id: harden-integration-1\nlocal-hostname: harden-test\n"), 0o644)
 	}
 }
 
-// run boots one scenario and turns every CHECK line into a subtest: PASS, FAIL or SKIP.
+// substitute replaces each key of subs once in doc, and fails the test when one is not there
+// (the file changed under the test).
+func substitute(t *testing.T, what string, doc []byte, subs map[string]string) []byte {
+	t.Helper()
+	s := string(doc)
+	for old, new := range subs {
+		require.Contains(t, s, old, "%s changed: update the test's substitution", what)
+		s = strings.Replace(s, old, new, 1)
+	}
+	return []byte(s)
+}
+
+// policyFor is a test policy as the image's boots get it: the company's OS requirement, unless
+// the image cannot meet it (osImage.PolicyOS).
+func policyFor(t *testing.T, img osImage, doc []byte) []byte {
+	t.Helper()
+	if !strings.Contains(string(doc), "os:") {
+		return doc // the broken policy has no os section
+	}
+	return substitute(t, "the test policy", doc, img.PolicyOS)
+}
+
+// cloudUserData is the operator's cloud-init.yaml as it is, except what the test VM cannot
+// meet. Without these, harden apply would rightly exit 1 or shut the host out.
+func cloudUserData(t *testing.T, img osImage, doc []byte) []byte {
+	t.Helper()
+	doc = substitute(t, "cloud-init.yaml", doc, map[string]string{
+		// The signature databases: a tiny test .hdb only, so the clamav findings are critical.
+		"      version: 1\n": "      version: 1\n      run:\n        fail_on: none\n",
+		// QEMU's user network plays the private network (6PN): the host probes from 10.0.2.2.
+		"private_networks: [auto]": "private_networks: [10.0.2.0/24]",
+	})
+	doc = substitute(t, "cloud-init.yaml", doc, img.PolicyOS)
+	// cloud-init turns password logins on in its own sshd drop-in (50-cloud-init.conf);
+	// harden's drop-in must still win, and the host proves it with a real ssh client.
+	return append(doc, []byte("\n# Added by the integration suite.\nssh_pwauth: true\n")...)
+}
+
+// run boots one scenario and turns every CHECK line into a subtest: PASS, FAIL or SKIP. The
+// scenario fails when a required check is missing or skipped without an allowed reason, or
+// when the guest reports a check the scenario does not list.
 func run(t *testing.T, sc scenario) {
-	img := testImage(t)
+	// The host probes, the SSH burst and the webhook relay use them.
+	need.Tool(t, "ssh", "ssh-keygen", "ssh-audit", "busybox")
+	img := testImage(t, sc.image.Recipe)
 	work := t.TempDir()
 	hand := filepath.Join(work, "handin")
 	var rcv *Receiver
@@ -162,16 +182,19 @@ func run(t *testing.T, sc scenario) {
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout())
 	defer cancel()
 	start := time.Now()
-	boot := Boot{Image: img, HandIn: hand, Dir: work, Reboot: sc.reboot, Append: appendArgs}
+	qb := Boot{Image: img, HandIn: hand, Dir: work, Reboot: sc.reboot, Append: appendArgs}
 	if rcv != nil {
-		boot.WebhookPort = rcv.Port
+		qb.WebhookPort = rcv.Port
 	}
-	vm, err := Start(ctx, boot)
+	vm, err := Start(ctx, qb)
 	require.NoError(t, err)
 	defer vm.Kill()
 
 	failed := false
 	done := false
+	boot := 0
+	want := required(sc)
+	got := map[int]map[string]string{} // boot -> check -> status
 	lineCh := make(chan string)
 	go func() {
 		defer close(lineCh)
@@ -201,11 +224,12 @@ func run(t *testing.T, sc scenario) {
 			}
 			switch {
 			case strings.HasPrefix(l, "CHECK "):
-				if report(t, l) {
+				if report(t, boot, got, l) {
 					failed = true
 				}
 			case strings.HasPrefix(l, "FIGURE "):
-				t.Logf("FIGURE %s (%s)", strings.TrimPrefix(l, "FIGURE "), sc.name)
+				name, value, _ := strings.Cut(strings.TrimPrefix(l, "FIGURE "), " ")
+				recordFigure(t, sc, fmt.Sprintf("boot%d/%s", boot, name), value)
 			case strings.HasPrefix(l, "HOST "):
 				var checks []string
 				if strings.HasPrefix(l, "HOST alerts") {
@@ -214,7 +238,7 @@ func run(t *testing.T, sc scenario) {
 					checks = hostProbe(vm, l)
 				}
 				for _, c := range checks {
-					if report(t, c) {
+					if report(t, boot, got, c) {
 						failed = true
 					}
 				}
@@ -223,6 +247,15 @@ func run(t *testing.T, sc scenario) {
 				done = true
 			case strings.HasPrefix(l, "HELLO"):
 				t.Logf("%s after %s", l, time.Since(start).Round(time.Second))
+				for _, f := range strings.Fields(l) {
+					if v, ok := strings.CutPrefix(f, "boot="); ok {
+						boot, _ = strconv.Atoi(v)
+					}
+				}
+				if got[boot] != nil {
+					t.Errorf("boot %d announced twice", boot)
+				}
+				got[boot] = map[string]string{}
 			default:
 				t.Logf("guest: %s", l)
 			}
@@ -231,10 +264,13 @@ func run(t *testing.T, sc scenario) {
 	if err := vm.Wait(30 * time.Second); err != nil {
 		t.Logf("qemu: %v", err)
 	}
-	t.Logf("FIGURE %s-total-s %.0f", sc.name, time.Since(start).Seconds())
+	recordFigure(t, sc, "total-s", fmt.Sprintf("%.0f", time.Since(start).Seconds()))
+	if judgeRequired(t, want, got) {
+		failed = true
+	}
 	_ = vm.ExtractResults(filepath.Join(work, "results"))
 	if failed || t.Failed() || os.Getenv("HARDEN_VM_KEEP") != "" {
-		keep := artifactsDir(sc.name)
+		keep := artifactsDir(sc.image.Recipe + "-" + sc.name)
 		_ = os.RemoveAll(keep)
 		_ = os.MkdirAll(filepath.Dir(keep), 0o755)
 		if err := exec.Command("cp", "-a", work, keep).Run(); err == nil {
@@ -245,21 +281,35 @@ func run(t *testing.T, sc scenario) {
 	}
 }
 
-// report turns one CHECK line into a subtest and reports whether it failed.
-func report(t *testing.T, line string) bool {
+// report turns one CHECK line into a subtest (boot<N>/<name>), records its status for the
+// required-check judgement, and reports whether it failed. A SKIP passes only with an allowed
+// reason (allowedSkips).
+func report(t *testing.T, boot int, got map[int]map[string]string, line string) bool {
 	name, status, detail, ok := splitCheck(line)
 	if !ok {
 		t.Errorf("malformed check line %q", line)
 		return true
 	}
+	if got[boot] == nil {
+		got[boot] = map[string]string{}
+	}
+	if _, dup := got[boot][name]; dup {
+		t.Errorf("boot %d reported check %s twice", boot, name)
+	}
+	got[boot][name] = status
 	failed := false
-	t.Run(name, func(t *testing.T) {
+	t.Run(fmt.Sprintf("boot%d/%s", boot, name), func(t *testing.T) {
 		switch status {
 		case "PASS":
 			t.Log(detail)
 		case "SKIP":
-			// need:allowed-skip: a check the guest reports as not applicable, with its reason.
-			t.Skip(detail)
+			reason, allowed := allowedSkips[name]
+			if !allowed || !strings.HasPrefix(detail, reason) {
+				failed = true
+				t.Errorf("SKIP is not allowed for this check (allowedSkips in scenarios_test.go): %s", detail)
+				return
+			}
+			t.Skip(detail) // need:allowed-skip: on the host's explicit allow-list (allowedSkips)
 		default:
 			failed = true
 			t.Error(detail)
@@ -268,43 +318,61 @@ func report(t *testing.T, line string) bool {
 	return failed
 }
 
-// hostProbe answers "HOST probe steps=a,b expect-ssh=open|closed": from outside the VM,
-// through the forwarded ports. slirp accepts the host's connection even when the guest drops
-// the SYN, so "closed" means no application data, not a refused connect.
+// judgeRequired fails the scenario for every required check the guest did not report, and
+// for every check it reported that the scenario does not list (the lists in scenarios_test.go
+// are the suite's record of what each scenario proves on each image).
+func judgeRequired(t *testing.T, want map[int][]string, got map[int]map[string]string) bool {
+	failed := false
+	for boot, names := range want {
+		for _, name := range names {
+			if _, ok := got[boot][name]; !ok {
+				t.Errorf("boot %d: required check %s was not reported", boot, name)
+				failed = true
+			}
+		}
+	}
+	for boot, checks := range got {
+		listed := map[string]bool{}
+		for _, name := range want[boot] {
+			listed[name] = true
+		}
+		for name := range checks {
+			if !listed[name] {
+				t.Errorf("boot %d: check %s is not on this scenario's list (scenarios_test.go): add it there", boot, name)
+				failed = true
+			}
+		}
+	}
+	return failed
+}
+
+// hostProbe answers "HOST probe expect-ssh=open|closed": from outside the VM, through the
+// forwarded ports. slirp accepts the host's connection even when the guest drops the SYN, so
+// "closed" means no application data, not a refused connect.
 func hostProbe(vm *VM, line string) []string {
 	args := map[string]string{}
 	for _, f := range strings.Fields(line)[2:] {
 		k, v, _ := strings.Cut(f, "=")
 		args[k] = v
 	}
-	has := func(step string) bool { return strings.Contains(","+args["steps"]+",", ","+step+",") }
 	var out []string
 	banner := readBanner(vm.SSHPort, nil)
 	switch {
 	case args["expect-ssh"] == "open" && strings.HasPrefix(banner, "SSH-2.0-"):
 		out = append(out, "CHECK host-ssh-port PASS allowed port 22 answers from the host: "+banner)
-	case args["expect-ssh"] == "closed" && !has("firewall"):
-		out = append(out, "CHECK host-ssh-port SKIP step firewall is not in this harden binary yet")
 	case args["expect-ssh"] == "closed" && banner == "":
 		out = append(out, "CHECK host-ssh-port PASS port 22 gives no data (embedded default firewall: private networks only)")
 	default:
 		out = append(out, fmt.Sprintf("CHECK host-ssh-port FAIL want %s, got banner %q", args["expect-ssh"], banner))
 	}
 	got := readBanner(vm.HTTPPort, []byte("GET / HTTP/1.0\r\n\r\n"))
-	switch {
-	case !has("firewall"):
-		out = append(out, fmt.Sprintf("CHECK host-closed-port SKIP step firewall is not in this harden binary yet (port 8080 answered %q)", got))
-	case got == "":
+	if got == "" {
 		out = append(out, "CHECK host-closed-port PASS port 8080 (listening, not allowed) gives no data")
-	default:
+	} else {
 		out = append(out, fmt.Sprintf("CHECK host-closed-port FAIL port 8080 answered %q", got))
 	}
 	if args["expect-ssh"] == "open" {
-		if has("sshd") {
-			out = append(out, sshPasswordProbe(vm.SSHPort), sshAuditProbe(vm.SSHPort))
-		} else {
-			out = append(out, "CHECK host-ssh-password SKIP step sshd is not in this harden binary yet (Debian's sshd offers passwords)")
-		}
+		out = append(out, sshPasswordProbe(vm.SSHPort), sshAuditProbe(vm.SSHPort))
 	}
 	return out
 }
@@ -329,9 +397,6 @@ func readBanner(port int, req []byte) string {
 // sshPasswordProbe asks the real OpenSSH client which methods the server offers a would-be
 // password login; "password" or "keyboard-interactive" among them is a failure.
 func sshPasswordProbe(port int) string {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		return "CHECK host-ssh-password SKIP no ssh client on the host (openssh-client)"
-	}
 	cmd := exec.Command("ssh", "-v", "-p", strconv.Itoa(port),
 		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no",
@@ -359,9 +424,6 @@ func sshPasswordProbe(port int) string {
 // key exchange, host key, cipher or MAC) is a failure. Bookworm's ssh-audit 2.5.0 does not know
 // OpenSSH 10's ML-KEM key exchange: it lists it as unknown, which is not a failure.
 func sshAuditProbe(port int) string {
-	if _, err := exec.LookPath("ssh-audit"); err != nil {
-		return "CHECK host-ssh-audit SKIP no ssh-audit on the host (scripts/install-deps.sh installs it)"
-	}
 	out, _ := exec.Command("ssh-audit", "-n", "-t", "20", "-p", strconv.Itoa(port), "127.0.0.1").CombinedOutput()
 	var fails []string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -382,22 +444,4 @@ func sshAuditProbe(port int) string {
 func lastLine(s string) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return l[len(l)-1]
-}
-
-// Boot 1+2 (same disk): harden baked in (install + stamp), the test policy; then a reboot.
-func TestBaked(t *testing.T) {
-	run(t, scenario{name: "baked", policy: "policy.yaml", install: true, decoy: true, reboot: true, webhook: true})
-}
-
-// A policy that does not load: fail closed, exit 1; then a dry run on the unhardened machine.
-func TestBrokenPolicy(t *testing.T) {
-	run(t, scenario{name: "broken", policy: "broken-policy.yaml", install: true})
-}
-
-// cloud-init.yaml as NoCloud user-data on an image where harden is not installed.
-func TestCloudInit(t *testing.T) {
-	if os.Getenv("HARDEN_VM_CLOUD_INIT") == "0" {
-		need.Missing(t, "the cloud-init boot (HARDEN_VM_CLOUD_INIT=0 turned it off)")
-	}
-	run(t, scenario{name: "cloud-init", cloud: true})
 }

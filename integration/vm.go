@@ -86,6 +86,12 @@ func Start(ctx context.Context, b Boot) (*VM, error) {
 	}
 	sock := filepath.Join(b.Dir, "ctl.sock")
 	cmdline := "root=/dev/vda console=ttyS0 quiet loglevel=1 systemd.show_status=0 panic=-1 " + b.Append
+	// $HARDEN_VM_APPEND: more kernel command line for diagnosis, e.g.
+	// systemd.journald.forward_to_console=1 puts the whole journal in console.log, which a
+	// boot that times out before the guest saved its results still leaves behind.
+	if extra := os.Getenv("HARDEN_VM_APPEND"); extra != "" {
+		cmdline += " " + extra
+	}
 	args := []string{
 		"-accel", "tcg", "-M", "pc", "-cpu", "qemu64", "-smp", "2", "-m", "1024",
 		"-nodefaults", "-display", "none", "-no-user-config",

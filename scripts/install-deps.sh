@@ -22,6 +22,10 @@ packages=(
   prometheus-alertmanager
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
+  # The VM images: mmdebstrap learns from distro-info-data that `resolute` is Ubuntu's (and
+  # picks Ubuntu's archive), and checks the archives' signatures with gpg. Both are only
+  # recommended or suggested by mmdebstrap, and this script installs no recommends.
+  distro-info-data gpg
 )
 
 missing=()

@@ -1,14 +1,22 @@
 #!/bin/bash
-# Build the integration test VM image: a Debian bookworm root file system
-# (ext4, raw), the kernel as an uncompressed vmlinux (PVH boot under TCG), and
-# a busybox initrd that loads the virtio and ext4 modules and switches root.
+# Build an integration test VM image: a root file system of one recipe (a
+# directory here with a `recipe` file and a `packages.txt`: debian-12,
+# ubuntu-26.04) as raw ext4, the kernel as an uncompressed vmlinux (PVH boot
+# under TCG), and a busybox initrd that loads the virtio and ext4 modules and
+# switches root.
 #
-#   build.sh kernel-package   print the kernel package linux-image-amd64 depends on
-#   build.sh OUTDIR KPKG      build into OUTDIR (must not exist) with kernel package KPKG
+#   build.sh kernel-package          print the kernel package linux-image-amd64 depends on
+#   build.sh RECIPE OUTDIR KPKG      build RECIPE into OUTDIR (must not exist) with kernel KPKG
 #
-# The Go harness (integration/image.go) calls this, hashes this directory to
-# key the cache, and renames OUTDIR into place under a lock. Facts behind the
-# choices are in /work/shared/notes/vm-facts.md.
+# The Go harness (integration/image.go) calls this, hashes the common files
+# and the recipe's directory to key the cache, and renames OUTDIR into place
+# under a lock. Facts behind the choices are in integration/README.md.
+#
+# Kernel: every image boots Debian's kernel (the host's linux-image-amd64),
+# also under Ubuntu's user space. Why: it boots as a PVH vmlinux (no
+# decompression under TCG), its virtio/ext4 modules make a 2 MB initrd, and
+# AppArmor is its default LSM, so Ubuntu's profiles (clamd's) load and enforce.
+# The guest's check `kernel-apparmor` proves the last point on every boot.
 set -euo pipefail
 export LC_ALL=C
 
@@ -24,14 +32,49 @@ if [ "${1:-}" = kernel-package ]; then
 	exit 0
 fi
 
-out=$1
-kpkg=$2
+recipe=$here/${1:?build.sh: no recipe}
+out=${2:?build.sh: no output directory}
+kpkg=${3:-}
 [ -n "$kpkg" ] || { echo "build.sh: no kernel package" >&2; exit 1; }
+[ -f "$recipe/recipe" ] || { echo "build.sh: $recipe/recipe: no such recipe" >&2; exit 1; }
+SUITE= COMPONENTS=main KEYRING_PACKAGE= KEYRING_FILE= HOOKS= WARM_UP=
+# shellcheck source=/dev/null
+. "$recipe/recipe"
 mkdir "$out"
 work=$(mktemp -d "$out/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 stamp() { echo "build.sh: $(date +%T) $*" >&2; }
 SECONDS=0
+
+# fetch_package PKG DIR: extract the newest PKG of Debian's current stable release into DIR,
+# whatever release the host runs: a private apt configuration (its own lists, cache and an
+# empty dpkg status) whose sources are the host's with the host's suite name changed. The
+# host's apt state is not touched and no archive host is named here.
+fetch_package() {
+	local pkg=$1 dest=$2 apt=$work/apt-$1 codename
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/sources.list.d" "$dest"
+	: >"$apt/status"
+	local f
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		if [ -n "$codename" ] && [ "$codename" != "$FETCH_SUITE" ]; then
+			sed -E "/^[[:space:]]*(Suites:|deb[[:space:]])/ s/\b$codename\b/$FETCH_SUITE/g" "$f"
+		else
+			cat "$f"
+		fi >"$apt/sources.list.d/host-$(basename "$f")"
+	done
+	local opts=(-q -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt/sources.list.d"
+		-o "Dir::State::Lists=$apt/lists" -o "Dir::Cache::Archives=$apt/archives"
+		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "Dir::State::status=$apt/status"
+		-o "Acquire::Languages=none" -o "APT::Sandbox::User=root")
+	apt-get "${opts[@]}" update >&2
+	(cd "$apt" && apt-get "${opts[@]}" download "$pkg" >&2)
+	dpkg-deb -x "$apt/${pkg}"_*.deb "$dest"
+}
+# The Debian release whose archive has the packages the host's may lack (ubuntu-keyring is
+# in trixie, not in bookworm).
+FETCH_SUITE=trixie
 
 stamp "kernel $kpkg"
 (cd "$work" && apt-get download -q "$kpkg" 2>&1 | grep -v 'unsandboxed as root' >&2 || true)
@@ -60,18 +103,29 @@ for d in drivers/gpu drivers/media drivers/infiniband drivers/staging drivers/ne
 	rm -rf "${moddir:?}/$d"
 done
 
-stamp "root file system (mmdebstrap)"
-packages=$(grep -v '^\s*#' "$here/packages.txt" | grep -v '^\s*$' | paste -sd, -)
-export HARDEN_GUEST_FILES=$here/rootfs HARDEN_KERNEL_TREE=$work/kernel HARDEN_KVER=$kver
+keyring=()
+if [ -n "$KEYRING_PACKAGE" ]; then
+	stamp "archive keyring ($KEYRING_PACKAGE)"
+	fetch_package "$KEYRING_PACKAGE" "$work/keyring"
+	keyring=(--keyring="$work/keyring$KEYRING_FILE")
+	[ -s "$work/keyring$KEYRING_FILE" ] || { echo "build.sh: $KEYRING_PACKAGE has no $KEYRING_FILE" >&2; exit 1; }
+fi
+
+stamp "root file system ($SUITE, mmdebstrap)"
+packages=$(grep -v '^\s*#' "$recipe/packages.txt" | grep -v '^\s*$' | paste -sd, -)
+export HARDEN_GUEST_FILES=$here/rootfs HARDEN_RECIPE=$recipe HARDEN_KERNEL_TREE=$work/kernel HARDEN_KVER=$kver
+# No mirror argument: mmdebstrap chooses the archive for the suite (Debian's or Ubuntu's, from
+# distro-info-data) and adds the suite's -updates and -security archives itself.
+hooks=()
+for h in $HOOKS; do hooks+=(--hook-dir="/usr/share/mmdebstrap/hooks/$h"); done
+# force-unsafe-io: dpkg skips its fsyncs (a throw-away tree, copied into ext4 afterwards).
 mmdebstrap --variant=minbase --mode=root --quiet \
-	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-	--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata \
+	--components="$COMPONENTS" "${keyring[@]}" "${hooks[@]}" \
+	--dpkgopt=force-unsafe-io \
 	--include="$packages" \
 	--customize-hook="$here/customize.sh \"\$1\"" \
-	bookworm "$work/rootfs" \
-	"deb http://deb.debian.org/debian bookworm main" \
-	"deb http://deb.debian.org/debian bookworm-updates main" \
-	"deb http://deb.debian.org/debian-security bookworm-security main"
+	"$SUITE" "$work/rootfs" </dev/null
+cp "$work/rootfs/etc/apt/sources.list" "$out/sources.list" 2>/dev/null || true
 chroot "$work/rootfs" dpkg-query -W -f '${Package} ${Version}\n' >"$out/packages.lock"
 
 stamp "initrd"
@@ -91,4 +145,23 @@ chroot "$work/rootfs" modprobe --set-version="$kver" --show-depends -a \
 stamp "ext4 image"
 # mkfs.ext4 -d copies the tree without a loop mount; the file stays sparse.
 mkfs.ext4 -q -L harden-root -d "$work/rootfs" "$out/root.img" 3G
+
+if [ -n "$WARM_UP" ]; then
+	# One boot of the finished image with the recipe's script as PID 1 (it prints
+	# "harden-image: warm-up done" on the console and powers off), for
+	# what a real machine does once on its first boot and keeps (the AppArmor cache). The
+	# test boots then open the image read-only (snapshot=on) and start warm.
+	stamp "warm-up boot ($WARM_UP)"
+	timeout 600 qemu-system-x86_64 -accel tcg -M pc -cpu qemu64 -smp 2 -m 1024 \
+		-nodefaults -display none -no-user-config -no-reboot \
+		-kernel "$out/vmlinux" -initrd "$out/initrd.img" \
+		-append "root=/dev/vda console=ttyS0 quiet loglevel=1 panic=-1 init=$WARM_UP" \
+		-drive "file=$out/root.img,format=raw,if=virtio" \
+		-serial "file:$out/warm-up.log" >&2 || true
+	grep -a 'harden-image: warm-up done' "$out/warm-up.log" >&2 || {
+		echo "build.sh: the warm-up boot did not finish:" >&2
+		tail -20 "$out/warm-up.log" >&2
+		exit 1
+	}
+fi
 stamp "done in ${SECONDS}s"

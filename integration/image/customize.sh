@@ -1,14 +1,19 @@
 #!/bin/bash
 # mmdebstrap customize hook: runs on the host with the new root as $1, after
 # the packages are installed. Environment from build.sh: HARDEN_GUEST_FILES
-# (files copied over the root), HARDEN_KERNEL_TREE and HARDEN_KVER (the
-# extracted kernel package, whose modules the guest needs for nftables & co).
+# (files copied over the root), HARDEN_RECIPE (the recipe's directory: its own
+# rootfs/ is copied next, then its customize.sh runs if it has one),
+# HARDEN_KERNEL_TREE and HARDEN_KVER (the extracted kernel package, whose
+# modules the guest needs for nftables & co).
 set -euo pipefail
 root=$1
 
 # Guest files: systemd-networkd config, preset, clamd test settings, ...
 # --no-overwrite-dir: existing directories keep their owner and mode.
 tar -C "$HARDEN_GUEST_FILES" --owner=0 --group=0 -cf - . | tar -C "$root" --no-overwrite-dir -xf -
+if [ -d "$HARDEN_RECIPE/rootfs" ]; then
+	tar -C "$HARDEN_RECIPE/rootfs" --owner=0 --group=0 -cf - . | tar -C "$root" --no-overwrite-dir -xf -
+fi
 
 # Kernel modules. Copied, not extracted with dpkg-deb: the package ships
 # /lib/modules and tar would replace the merged-usr /lib symlink.
@@ -28,3 +33,7 @@ echo harden-test >"$root/etc/hostname"
 
 # Never bake freshclam's cool-down state and UUID into an image.
 rm -f "$root/var/lib/clamav/freshclam.dat"
+
+if [ -x "$HARDEN_RECIPE/customize.sh" ]; then
+	"$HARDEN_RECIPE/customize.sh" "$root"
+fi
