@@ -92,7 +92,7 @@ func (s *Step) supported(ctx context.Context, env *engine.Env) (algorithms, erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.algos = out
+	s.algos, s.asked = out, true
 	return out, nil
 }
 

@@ -60,6 +60,8 @@ type Step struct {
 	algos   algorithms    // `ssh -Q` answers, once per step
 	dumpCfg bool          // whether sshd has -G (OpenSSH 9.6+), once dumpRun is closed
 	dumpRun chan struct{} // the -G probe: nil until started, closed when done
+	asked   bool          // the answers came from running the binaries (see ProbeRecord)
+	loaded  bool          // ProbeRecord was tried
 }
 
 // New returns the sshd step.
@@ -106,6 +108,10 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	dirs, werr := walk(env.Root, MainConfig, 0)
 	keys := hostKeys(env.Root, dirs)
+	if !s.loaded && !s.opts.Offline {
+		s.loaded = true
+		s.loadProbes(env)
+	}
 	probed := s.probeDump(ctx, env) // runs beside planCrypto's ssh -Q queries
 	crypto, err := s.planCrypto(ctx, env, p, keys)
 	<-probed // done within Plan: the plan's context ends with it
@@ -160,7 +166,11 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 
 // Apply implements engine.Step.
 func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
-	return engine.ApplyChanges(ctx, p)
+	if err := engine.ApplyChanges(ctx, p); err != nil {
+		return err
+	}
+	s.saveProbes(ctx, env)
+	return nil
 }
 
 // planCrypto returns the crypto lines the policy asks for, from what this OpenSSH supports.
@@ -262,7 +272,7 @@ func (s *Step) probeDump(ctx context.Context, env *engine.Env) <-chan struct{} {
 		go func() {
 			_, err := env.Exec.Run(ctx, command.Cmd{Name: s.opts.Binary, Args: []string{"-G", "-T", "-f", "/dev/null"}, Timeout: cmdTimeout})
 			s.mu.Lock()
-			s.dumpCfg = err == nil
+			s.dumpCfg, s.asked = err == nil, true
 			s.mu.Unlock()
 			close(done)
 		}()
