@@ -11,7 +11,7 @@ import "embed"
 var Policy []byte
 
 // AuditBaseline is the audit step's baseline rule set (policy audit.baseline), in auditctl
-// rules-file syntax. Its keys are listed in steps/audit/keys.go.
+// rules-file syntax. Its keys are listed in internal/auditkeys.
 //
 //go:embed audit/baseline.rules
 var AuditBaseline []byte

@@ -12,3 +12,9 @@ var WatchUnit []byte
 //
 //go:embed tmpfiles.d/harden.conf
 var Tmpfiles []byte
+
+// PrometheusRules are the alerting rules for harden's metrics (`harden prometheus-rules`;
+// `harden install` writes them where node_exporter's textfile directory exists).
+//
+//go:embed monitoring/harden.rules.yml
+var PrometheusRules []byte

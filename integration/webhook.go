@@ -28,8 +28,10 @@ type Received struct {
 }
 
 // Receiver is the host's webhook receiver: what an operator's endpoint would be. It checks
-// X-Harden-Signature against the secret the test handed into the guest and records the
-// alerts; a request with a wrong or missing signature is refused (401) and counted.
+// X-Harden-Signature (HMAC over X-Harden-Timestamp "." body) against the secret the test
+// handed into the guest, and the timestamp against the host's clock within the tolerance
+// window, and records the alerts; a request with a wrong or missing signature or a stale
+// timestamp is refused (401) and counted.
 type Receiver struct {
 	Secret []byte
 	Port   int
@@ -68,8 +70,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.reject(w, http.StatusBadRequest, "reading the body: "+err.Error())
 	case req.Method != http.MethodPost || req.URL.Path != WebhookPath:
 		r.reject(w, http.StatusNotFound, req.Method+" "+req.URL.Path)
-	case !sink.Verify(r.Secret, body, req.Header.Get(sink.SignatureHeader)):
-		r.reject(w, http.StatusUnauthorized, fmt.Sprintf("bad signature %q", req.Header.Get(sink.SignatureHeader)))
+	case verifyErr(r.Secret, body, req) != nil:
+		r.reject(w, http.StatusUnauthorized, fmt.Sprintf("signature %q at %q: %v", req.Header.Get(sink.SignatureHeader),
+			req.Header.Get(sink.TimestampHeader), verifyErr(r.Secret, body, req)))
 	default:
 		var a Received
 		if err := json.Unmarshal(body, &a); err != nil || a.Kind == "" {
@@ -81,6 +84,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// verifyErr is what an operator's receiver checks: the signature over timestamp and body, and
+// the timestamp within the tolerance window of this host's clock.
+func verifyErr(secret, body []byte, req *http.Request) error {
+	return sink.Verify(secret, body, req.Header.Get(sink.TimestampHeader), req.Header.Get(sink.SignatureHeader),
+		time.Now(), sink.DefaultTolerance)
 }
 
 func (r *Receiver) reject(w http.ResponseWriter, code int, why string) {

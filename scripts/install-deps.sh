@@ -2,10 +2,12 @@
 # Installs the host tools harden's tests and benchmarks use as real parts: nft (reads rulesets
 # back in network namespaces), auditctl/augenrules (the reference the audit client is compared
 # with), strace (captures the bytes auditctl sends, for the byte-for-byte golden test), time
-# (bench/apply.sh's memory figure),
-# dbus-daemon (a private bus for the D-Bus code), sshd (sshd -t / -T), ssh-audit (judges the
-# algorithms the sshd step writes, and the VM's sshd from outside), the ClamAV tools, the
-# Alertmanager the alert sink is tested against, and what the VM suite needs.
+# (bench/apply.sh's memory figure), dbus-daemon (a private bus for the D-Bus code), sshd
+# (sshd -t / -T), ssh-audit (judges the algorithms the sshd step writes, and the VM's sshd
+# from outside), the ClamAV tools, the Alertmanager the alert sink is tested against, promtool
+# (Debian's prometheus package: the alert rules are tested with promtool test rules), man-db
+# (man -l renders harden(8)), bash-completion (the completion script is tested in bash), and
+# what the VM suite needs.
 #
 # Daemons are NOT started: a policy-rc.d that forbids starts is in place during the install,
 # so auditd, sshd and clamd stay off on a development or CI machine.
@@ -19,7 +21,8 @@ packages=(
   openssh-server openssh-client ssh-audit
   clamav clamav-daemon clamav-freshclam clamdscan
   libpam-pwquality
-  prometheus-alertmanager
+  prometheus-alertmanager prometheus
+  man-db bash-completion
   linux-libc-dev
   qemu-system-x86 mmdebstrap e2fsprogs cpio xz-utils busybox-static
   # The VM images: mmdebstrap learns from distro-info-data that `resolute` is Ubuntu's (and

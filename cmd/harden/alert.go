@@ -1,52 +1,61 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"github.com/harden-dev/harden/internal/policy"
 	"io"
 	"io/fs"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/harden-dev/harden/internal/alert/watch"
 	"github.com/harden-dev/harden/internal/changelog"
+	"github.com/harden-dev/harden/internal/policy"
 )
 
-// runAlert is `harden alert virus`, run by clamd's VirusEvent with CLAM_VIRUSEVENT_FILENAME
-// and CLAM_VIRUSEVENT_VIRUSNAME in its environment. Exit 0 once the alert is spooled: it is
-// then safe whatever happens to the delivery.
-func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("alert", stderr)
-	policyPath := fs.String("policy", "", "policy file (default: the machine's, else the embedded default)")
-	lockPath := fs.String("lock", watch.DefaultLockPath, "the running watch's lock")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return 1
+func newAlertCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "alert COMMAND",
+		Short: "raise an alert from outside the watch",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE(stderr),
 	}
-	if len(pos) != 1 || pos[0] != "virus" {
-		fmt.Fprintln(stderr, "usage: harden alert virus   (reads CLAM_VIRUSEVENT_FILENAME and CLAM_VIRUSEVENT_VIRUSNAME)")
-		return 1
+	var policyPath, lockPath string
+	virus := &cobra.Command{
+		Use:   "virus [flags]",
+		Short: "raise a virus alert (ClamAV's VirusEvent)",
+		Long: `Run by clamd's VirusEvent, with CLAM_VIRUSEVENT_FILENAME and CLAM_VIRUSEVENT_VIRUSNAME in its
+environment. The alert is spooled first (as clamd's user, into the spool's inbox), so exit 0
+means it is safe whatever happens to the delivery: the running watch delivers it, or, with no
+watch running, harden delivers it directly.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := loadAlertPolicy(policyPath)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitCode(exitError)
+			}
+			res, err := watch.Virus(cmd.Context(), watch.Config{Policy: p, Journal: changelog.Auto(stderr), LockPath: lockPath})
+			if err != nil {
+				return fail(stderr, cmd.Parent(), err)
+			}
+			how := "the running watch delivers it"
+			if res.Direct {
+				how = "delivered directly (no watch running)"
+				if res.DirectErr != nil {
+					how += "; not everywhere yet, the next watch retries: " + res.DirectErr.Error()
+				}
+			}
+			fmt.Fprintf(stdout, "alert %s spooled (%s); %s\n", res.Alert.ID, res.Spooled, how)
+			return nil
+		},
 	}
-	p, err := loadAlertPolicy(*policyPath)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	res, err := watch.Virus(ctx, watch.Config{Policy: p, Journal: changelog.Auto(stderr), LockPath: *lockPath})
-	if err != nil {
-		fmt.Fprintln(stderr, "harden alert:", err)
-		return 1
-	}
-	how := "the running watch delivers it"
-	if res.Direct {
-		how = "delivered directly (no watch running)"
-		if res.DirectErr != nil {
-			how += "; not everywhere yet, the next watch retries: " + res.DirectErr.Error()
-		}
-	}
-	fmt.Fprintf(stdout, "alert %s spooled (%s); %s\n", res.Alert.ID, res.Spooled, how)
-	return 0
+	virus.Flags().StringVar(&policyPath, "policy", "", "policy `FILE` (default: the machine's, else the embedded default)")
+	virus.Flags().StringVar(&lockPath, "lock", watch.DefaultLockPath, "the running watch's lock `FILE`")
+	_ = virus.MarkFlagFilename("policy", "yaml", "yml")
+	cmd.AddCommand(virus)
+	return cmd
 }
 
 // loadAlertPolicy is loadWatchPolicy for clamd's VirusEvent, which runs as the clamav user:

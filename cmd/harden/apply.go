@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/harden-dev/harden/internal/changelog"
@@ -22,47 +25,68 @@ import (
 
 type applyFlags struct {
 	dryRun, detailed, record bool
-	policy, only, output     string
+	policy, output           string
+	only                     []string
 	root, netns, lock        string
 	lockWait                 time.Duration
 }
 
-func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func newApplyCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f applyFlags
-	fs := newFlagSet("apply", stderr)
-	fs.BoolVar(&f.dryRun, "dry-run", false, "plan only: show what would change, change nothing")
-	fs.StringVar(&f.policy, "policy", "", "policy file (default /etc/harden/policy.yaml, else the embedded default)")
-	fs.StringVar(&f.only, "only", "", "comma-separated steps to run (others are skipped)")
-	fs.StringVar(&f.output, "output", "text", "text | json")
-	fs.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 2 when changes were made (dry-run: would be)")
-	fs.BoolVar(&f.record, "record", false, "dry-run: still write the journal records and the -dryrun report (drift timer)")
-	fs.StringVar(&f.root, "root", "/", "prefix for every file harden reads or writes (tests, offline images); other than /, this machine's firewall (without --netns), audit rules and units are left alone")
-	fs.StringVar(&f.netns, "netns", "", "network namespace (name under /run/netns or a path) for the firewall step")
-	fs.StringVar(&f.lock, "lock", engine.DefaultLockPath, "run lock (one run at a time)")
-	fs.DurationVar(&f.lockWait, "lock-wait", 10*time.Second, "how long to wait for another run to finish")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return 1
+	cmd := &cobra.Command{
+		Use:   "apply [flags]",
+		Short: "bring the machine to the policy (--dry-run: show what would change)",
+		Long: `Runs the steps in their fixed order:
+  ` + strings.Join(stepNames(), ", ") + `
+Each step plans, applies exactly its plan, and is planned again: a step whose second plan is
+not empty has failed. With --dry-run nothing changes: the plan is printed like a diff.
+
+The policy is --policy FILE, else /etc/harden/policy.yaml, else the embedded default
+(harden policy show). When it cannot be loaded, harden fails closed: it applies the embedded
+default's firewall only and exits 1.
+
+` + exitCodesHelp,
+		Example: `  harden apply --dry-run                        # what would change, nothing changes
+  harden apply --dry-run --detailed-exitcode    # exit 2 when something would change
+  harden apply --only firewall,sshd --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.output != "text" && f.output != "json" {
+				return usagef("--output %q: want text or json", f.output)
+			}
+			rep, err := apply(cmd.Context(), f, stderr)
+			if err != nil {
+				return fail(stderr, cmd, err)
+			}
+			if f.output == "json" {
+				err = rep.WriteJSON(stdout)
+			} else {
+				err = rep.WriteText(stdout)
+			}
+			if err != nil {
+				return fail(stderr, cmd, err)
+			}
+			return exitCode(rep.ExitCode(f.detailed))
+		},
 	}
-	if len(pos) > 0 || (f.output != "text" && f.output != "json") {
-		fmt.Fprintf(stderr, "harden apply: unexpected arguments %q or bad --output %q\n", pos, f.output)
-		return 1
-	}
-	rep, err := apply(ctx, f, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "harden apply: %v\n", err)
-		return 1
-	}
-	if f.output == "json" {
-		err = rep.WriteJSON(stdout)
-	} else {
-		err = rep.WriteText(stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "harden apply: %v\n", err)
-		return 1
-	}
-	return rep.ExitCode(f.detailed)
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.BoolVar(&f.dryRun, "dry-run", false, "plan only: print what would change, change nothing")
+	fl.StringVar(&f.policy, "policy", "", "policy `FILE` (default /etc/harden/policy.yaml if present, else the embedded default)")
+	fl.StringSliceVar(&f.only, "only", nil, "run only these `STEP`s (comma-separated or repeated); the others are skipped")
+	fl.StringVarP(&f.output, "output", "o", "text", "`FORMAT` of the report on stdout: text (a plan to read) or json (one document)")
+	fl.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 2 when changes were made (dry-run: would be made)")
+	fl.BoolVar(&f.record, "record", false, "with --dry-run: still write the journal records, the -dryrun report and raise a drift alert (the daily timer)")
+	fl.StringVar(&f.root, "root", "/", "`DIR` prefixed to every file harden reads or writes (an image tree, tests); other than /, this machine's firewall (without --netns), audit rules and units are left alone")
+	fl.StringVar(&f.netns, "netns", "", "network namespace (`NAME` under /run/netns, or a path) the firewall step works in")
+	fl.StringVar(&f.lock, "lock", engine.DefaultLockPath, "run lock `FILE` (one run at a time; under --root unless given)")
+	fl.DurationVar(&f.lockWait, "lock-wait", 10*time.Second, "how long to wait for another run to finish (`DURATION`, e.g. 30s)")
+	_ = cmd.MarkFlagFilename("policy", "yaml", "yml")
+	_ = cmd.MarkFlagDirname("root")
+	_ = cmd.RegisterFlagCompletionFunc("only", completeSteps)
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
+	return cmd
 }
 
 // apply loads the policy (falling back to fail-closed), takes the lock, runs the steps and
@@ -76,7 +100,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	}
 	lock, err := engine.Acquire(ctx, lockPath(root, f.lock), !f.dryRun, f.lockWait)
 	if err != nil {
-		return nil, err
+		return nil, needsRoot(err)
 	}
 	defer lock.Release()
 
@@ -94,7 +118,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root}), Log: changelog.New(sink, runID)}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
-		DryRun: f.dryRun, Only: splitList(f.only), FailClosed: polErr != nil, PolicyError: polErr,
+		DryRun: f.dryRun, Only: cleanList(f.only), FailClosed: polErr != nil, PolicyError: polErr,
 		PolicyName: polName, Record: f.record, Version: version, Host: host,
 	})
 	if err != nil {
@@ -122,14 +146,33 @@ func lockPath(root fsroot.Root, flagValue string) string {
 	return flagValue
 }
 
-func splitList(s string) []string {
+// cleanList drops blanks around and between --only's items ("os, firewall", "os,,kernel").
+func cleanList(items []string) []string {
 	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
+	for _, s := range items {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// needsRoot turns a permission error (the lock under /run, as a normal user) into what the
+// user has to do: a dry-run reads root-only state (the kernel's audit rules and firewall,
+// /etc/shadow) and takes the same lock as an apply, so it needs root too.
+func needsRoot(err error) error {
+	if os.Geteuid() != 0 && errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("needs root, also for --dry-run (it reads the kernel's firewall and audit state and takes the run lock); run it with sudo (%w)", err)
+	}
+	return err
+}
+
+// noArgs refuses positional arguments, naming the first.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q (%s takes flags only)", args[0], cmd.CommandPath())
+	}
+	return nil
 }
 
 // newRunID is a 128-bit random id in the journal's style (32 hex digits).

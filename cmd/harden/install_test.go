@@ -46,5 +46,5 @@ func TestInstallAndStampCommands(t *testing.T) {
 	assert.NoFileExists(t, dat)
 	backups, _ := filepath.Glob(filepath.Join(dir, "var/lib/harden/backup/*/var/lib/clamav/freshclam.dat"))
 	assert.Empty(t, backups)
-	require.Equal(t, 1, run(context.Background(), []string{"stamp", "extra"}, &out, &errb))
+	require.Equal(t, 2, run(context.Background(), []string{"stamp", "extra"}, &out, &errb), "a usage error")
 }

@@ -47,11 +47,15 @@ func TestVersionHelpAndUnknown(t *testing.T) {
 	code, out, _ := harden(t, "version")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "harden dev")
+	code, out, _ = harden(t, "--version")
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "harden dev (commit unknown)\n", out)
 	code, out, _ = harden(t, "--help")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, out, "harden apply [--dry-run]")
-	code, _, errs := harden(t, "frobnicate")
-	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "apply            bring the machine to the policy")
+	code, out, errs := harden(t, "frobnicate")
+	assert.Equal(t, 2, code, "a usage error")
+	assert.Empty(t, out)
 	assert.Contains(t, errs, `unknown command "frobnicate"`)
 }
 

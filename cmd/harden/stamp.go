@@ -1,48 +1,51 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/install"
 	"github.com/harden-dev/harden/steps/clamav"
 )
 
-// runStamp: `harden stamp [--root DIR] [--image-id ID]`, run as the last step of an image
-// build: records the build time (the os step's image-age check) and removes files that must
-// not be shared by every machine made from the image.
-func runStamp(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("stamp", stderr)
-	root := fs.String("root", "/", "the image tree to stamp")
-	id := fs.String("image-id", "", "image identifier to record (IMAGE_ID=)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return 1
+func newStampCmd(stdout, stderr io.Writer) *cobra.Command {
+	var root, id string
+	cmd := &cobra.Command{
+		Use:   "stamp [flags]",
+		Short: "stamp an image build; remove what must not be baked into an image",
+		Long: `Run as the last step of an image build: writes /etc/harden/image-build (BUILD_TIME, and
+IMAGE_ID with --image-id), which the os step judges the image's age by, and removes files
+that every machine made from the image must not share (freshclam.dat: a UUID and the build
+machine's CDN cool-down), without a backup.`,
+		Example: `  harden stamp --root /mnt/image --image-id "$(git rev-parse --short HEAD)"`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := fsroot.New(root).WithBackupDir(backupDirFor("stamp"))
+			changes, err := install.Stamp(r, time.Now(), id)
+			if err == nil {
+				// freshclam.dat and harden's freshclam record go without a backup: a backup
+				// would be baked in too.
+				var removed []string
+				removed, err = clamav.StampCleanup(r)
+				for _, p := range removed {
+					changes = append(changes, install.Change{Object: p, Action: "remove"})
+				}
+			}
+			printChanges(stdout, changes, false, err == nil)
+			if err != nil {
+				return fail(stderr, cmd, err)
+			}
+			return nil
+		},
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "harden stamp: unexpected arguments %q\n", pos)
-		return 1
-	}
-	r := fsroot.New(*root).WithBackupDir(backupDirFor("stamp"))
-	changes, err := install.Stamp(r, time.Now(), *id)
-	if err == nil {
-		// freshclam.dat (a UUID every VM would share, and the build machine's CDN cool-down)
-		// and harden's freshclam record go, without a backup: a backup would be baked in too.
-		var removed []string
-		removed, err = clamav.StampCleanup(r)
-		for _, p := range removed {
-			changes = append(changes, install.Change{Object: p, Action: "remove"})
-		}
-	}
-	printChanges(stdout, changes, false)
-	if err != nil {
-		fmt.Fprintf(stderr, "harden stamp: %v\n", err)
-		return 1
-	}
-	return 0
+	cmd.Flags().StringVar(&root, "root", "/", "the image tree (`DIR`) to stamp")
+	cmd.Flags().StringVar(&id, "image-id", "", "image identifier to record (IMAGE_ID=)")
+	_ = cmd.MarkFlagDirname("root")
+	return cmd
 }
 
 // backupDirFor keeps each command's backups apart, like apply's per-run directories.

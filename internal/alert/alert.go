@@ -27,10 +27,14 @@ const (
 	KindVirus        Kind = "virus"         // ClamAV found malware
 	KindSpoolDropped Kind = "spool-dropped" // the spool was full and dropped its oldest alerts
 	KindDrift        Kind = "drift"         // the daily dry-run found the machine off policy
+	// A sink refused an alert for good (HTTP 4xx: a rotated secret, a wrong URL): the alert
+	// went to the spool's dead-letter directory for that sink, and this one to the others.
+	KindDeliveryRefused Kind = "delivery-refused"
 )
 
 // Kinds lists every kind, for tables (MESSAGE_IDs, Alertmanager alertnames) and their tests.
-var Kinds = []Kind{KindSSHFailures, KindPrivEsc, KindCriticalFile, KindAuditLost, KindVirus, KindSpoolDropped, KindDrift}
+var Kinds = []Kind{KindSSHFailures, KindPrivEsc, KindCriticalFile, KindAuditLost, KindVirus, KindSpoolDropped, KindDrift,
+	KindDeliveryRefused}
 
 // Severity follows Alertmanager's customary label values.
 type Severity string

@@ -33,6 +33,8 @@ const (
 	MsgAlertVirus        = "a85bfee7f2114a0d990ee0da66c89ae3" // ClamAV detection
 	MsgAlertSpoolDropped = "25aa2e68281a4e179fba45411758a524" // the alert spool was full and dropped alerts
 	MsgAlertDrift        = "8da6ef1676d0474699aa25edf036a32d" // the daily dry-run found drift from the policy
+	// An alert sink refused an alert for good (HTTP 4xx): it went to the dead-letter directory.
+	MsgAlertDeliveryRefused = "e9d45b5938ed449aa0554f046fe9453d"
 )
 
 // Priorities, as syslog levels.

@@ -34,15 +34,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		if s.Status == StatusSkipped {
 			continue
 		}
-		writeStep(&b, s, r.DryRun)
+		writeStep(&b, s, r.DryRun, r.FailOn)
 	}
 	b.WriteString("\n" + r.summaryLine() + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func writeStep(b *strings.Builder, s *StepReport, dryRun bool) {
-	fmt.Fprintf(b, "\n%s: %s\n", s.Name, s.Status)
+func writeStep(b *strings.Builder, s *StepReport, dryRun bool, failOn string) {
+	fmt.Fprintf(b, "\n%s: %s\n", s.Name, stepHeadline(s, failOn))
 	for _, c := range s.Changes {
 		mark := "~"
 		switch c.Action {
@@ -79,6 +79,30 @@ func writeStep(b *strings.Builder, s *StepReport, dryRun bool) {
 	}
 }
 
+// stepHeadline is a step's status for people. "ok" only ever means nothing to change and
+// nothing found: a step that changes nothing but reports a finding at run.fail_on is off
+// policy, and the headline says so next to the finding (the JSON status stays "ok": the
+// step itself did not fail).
+func stepHeadline(s *StepReport, failOn string) string {
+	if len(s.Findings) == 0 {
+		return s.Status
+	}
+	failing := 0
+	for _, f := range s.Findings {
+		if f.Severity.AtLeast(failOn) {
+			failing++
+		}
+	}
+	head := s.Status
+	if s.Status == StatusOK {
+		head = "nothing to change"
+	}
+	if failing > 0 {
+		return fmt.Sprintf("%s, but off policy: %d finding(s) at or above run.fail_on (%s)", head, failing, failOn)
+	}
+	return fmt.Sprintf("%s; %d finding(s) below run.fail_on", head, len(s.Findings))
+}
+
 func (r *Report) summaryLine() string {
 	verb := "applied"
 	if r.DryRun {
@@ -90,20 +114,38 @@ func (r *Report) summaryLine() string {
 		sev = append(sev, fmt.Sprintf("%d %s", n, s))
 	}
 	sort.Strings(sev)
-	failed := 0
+	failed, failing := 0, 0
 	for _, s := range r.Steps {
 		if s.Status == StatusFailed || s.Status == StatusCancelled {
 			failed++
 		}
+		for _, f := range s.Findings {
+			if f.Severity.AtLeast(r.FailOn) {
+				failing++
+			}
+		}
 	}
-	line := fmt.Sprintf("%s: %d change(s) %s, findings: ", r.Status, r.ChangeCount(), verb)
+	// The headline names what made the run fail: a step, the policy, or (a run that went
+	// fine but found the machine off policy) only findings.
+	head := r.Status
+	switch {
+	case r.Status != StatusFailed:
+	case r.PolicyError != "":
+		head = "failed: policy not loaded"
+	case failed > 0:
+		head = fmt.Sprintf("failed: %d step(s) failed", failed)
+	default:
+		head = fmt.Sprintf("off policy: %d finding(s) at or above run.fail_on (%s)", failing, r.FailOn)
+	}
+	sep := ": "
+	if strings.Contains(head, ":") {
+		sep = "; "
+	}
+	line := fmt.Sprintf("%s%s%d change(s) %s, findings: ", head, sep, r.ChangeCount(), verb)
 	if len(sev) == 0 {
 		line += "none"
 	} else {
 		line += strings.Join(sev, ", ")
-	}
-	if failed > 0 {
-		line += fmt.Sprintf(", %d step(s) failed", failed)
 	}
 	return line
 }

@@ -76,6 +76,15 @@ type Options struct {
 	// Tmpfiles applies a tmpfiles.d file now (systemd-tmpfiles --create FILE) on a live
 	// machine; nil in an image tree, where systemd-tmpfiles runs at the image's first boot.
 	Tmpfiles func(ctx context.Context, file string) error
+	// Files are more files to put in place with the units (the harden(8) page, the
+	// Prometheus rules), each written only when its content differs.
+	Files []File
+}
+
+// File is one more file for Run to write (mode 0644).
+type File struct {
+	Path string
+	Data []byte
 }
 
 // Change is one thing Run did (or, in a dry run, would do).
@@ -136,6 +145,13 @@ func Run(ctx context.Context, opts Options) ([]Change, error) {
 		if err := opts.Tmpfiles(ctx, opts.Root.Path(TmpfilesPath)); err != nil {
 			return changes, fmt.Errorf("install: systemd-tmpfiles --create %s: %w", TmpfilesPath, err)
 		}
+	}
+	for _, f := range opts.Files {
+		c, err := writeFile(opts, f.Path, f.Data)
+		if err != nil {
+			return changes, err
+		}
+		changes = append(changes, c...)
 	}
 	for _, u := range units {
 		c, err := writeUnit(opts, u)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/harden-dev/harden/assets"
+	"github.com/harden-dev/harden/internal/auditkeys"
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/stretchr/testify/assert"
@@ -27,17 +28,20 @@ func baselinePolicy() policy.Audit {
 	return a
 }
 
-// Every baseline rule carries exactly one of the exported keys, every key is used, and
-// each group of the policy's event classes is covered.
+// Every baseline rule carries exactly one of the keys of internal/auditkeys (the list the
+// alert rules read too), every key is used, and each of the policy's event classes is covered.
 func TestBaselineKeysAreTheExportedOnes(t *testing.T) {
 	file, err := (&auditrule.Parser{IsDir: func(string) bool { return true }}).ParseString("baseline", string(assets.AuditBaseline))
 	require.NoError(t, err)
 	require.Empty(t, file.Controls, "the baseline holds rules only")
 	require.Empty(t, file.Warnings)
 	known := map[string]bool{}
-	for _, k := range AllKeys() {
-		require.False(t, known[k], "key %s in two groups", k)
+	for _, k := range auditkeys.Names() {
+		require.False(t, known[k], "key %s listed twice", k)
 		known[k] = true
+	}
+	for _, c := range []auditkeys.Class{auditkeys.CriticalFiles, auditkeys.Logins, auditkeys.PrivEsc, auditkeys.Config} {
+		assert.NotEmpty(t, auditkeys.InClass(c), "no key for the event class %q", c)
 	}
 	used := map[string]int{}
 	for _, r := range file.Rules {
@@ -48,11 +52,11 @@ func TestBaselineKeysAreTheExportedOnes(t *testing.T) {
 			}
 		}
 		require.Len(t, keys, 1, "line %d: one key per rule", r.Line)
-		assert.True(t, known[keys[0]], "line %d: key %q is not exported in keys.go", r.Line, keys[0])
+		assert.True(t, known[keys[0]], "line %d: key %q is not in internal/auditkeys", r.Line, keys[0])
 		used[keys[0]]++
 	}
 	for k := range known {
-		assert.Positive(t, used[k], "key %s is exported but no baseline rule uses it", k)
+		assert.Positive(t, used[k], "key %s is listed but no baseline rule uses it", k)
 	}
 	t.Logf("baseline: %d rules, %d keys", len(file.Rules), len(used))
 }

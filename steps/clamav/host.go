@@ -20,18 +20,18 @@ import (
 // are silently not scanned. Kernels size the default by RAM: about 16k on a 2 GiB VM.
 const InotifyWatchesPath = "/proc/sys/fs/inotify/max_user_watches"
 
-// MinInotifyWatches is what the step raises the limit to when it is lower (the kernel step
-// persists the same value in sysctl.d, so this only acts under --only clamav).
+// MinInotifyWatches is what clamonacc needs. The kernel step owns the setting: it writes
+// it to sysctl.d and /proc/sys whenever on-access scanning is on (one owner, so a plan never
+// lists the same sysctl twice); this step only checks that the policy leaves it high enough.
 const MinInotifyWatches = policy.OnAccessInotifyWatches
 
 const inotifySysctl = "fs.inotify.max_user_watches"
 
-// planInotify raises the inotify watch limit at run time when it is too low. It never
-// lowers it, and when the policy's kernel section sets the key itself the kernel step owns
-// it: this step then only reports a value that is too low, so the two never fight.
-// Runtime only (no sysctl.d file): harden runs at every boot before clamonacc starts.
+// planInotify reports what keeps clamonacc from watching every directory: a kernel without
+// the limit file, or a policy whose kernel.sysctl sets the limit lower than clamonacc needs
+// (the kernel step then applies the policy's value).
 func planInotify(env *engine.Env, p *engine.Plan) error {
-	data, ok, err := env.Root.ReadFileIfExists(InotifyWatchesPath)
+	_, ok, err := env.Root.ReadFileIfExists(InotifyWatchesPath)
 	if err != nil {
 		return err
 	}
@@ -40,30 +40,13 @@ func planInotify(env *engine.Env, p *engine.Plan) error {
 			Message: "the kernel has no inotify limit file: clamonacc cannot watch subdirectories", Reason: "clamav.on_access_paths"})
 		return nil
 	}
-	cur, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return fmt.Errorf("%s: %q is not a number", InotifyWatchesPath, strings.TrimSpace(string(data)))
-	}
-	if cur >= MinInotifyWatches {
-		return nil
-	}
-	if v, set := env.Policy.Kernel.Sysctl[inotifySysctl]; set {
+	v, set := env.Policy.Kernel.Sysctl[inotifySysctl]
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); set && (err != nil || n < MinInotifyWatches) {
 		p.Find(&engine.Finding{ID: "clamav.inotify-watches-low", Severity: engine.Warning, Object: InotifyWatchesPath,
-			Message: fmt.Sprintf("kernel.sysctl sets %s to %s (now %d); clamonacc needs about %d to watch every directory under the on-access paths",
-				inotifySysctl, v, cur, MinInotifyWatches),
+			Message: fmt.Sprintf("kernel.sysctl sets %s to %s; clamonacc needs about %d to watch every directory under the on-access paths",
+				inotifySysctl, v, MinInotifyWatches),
 			Reason: "kernel.sysctl." + inotifySysctl})
-		return nil
 	}
-	want := strconv.Itoa(MinInotifyWatches)
-	p.Add(&engine.Change{
-		Object: "sysctl " + inotifySysctl, Action: engine.ActionSet,
-		Before: strconv.Itoa(cur), After: want,
-		Reason: "clamav.on_access_paths",
-		Do: func(context.Context) error {
-			// /proc/sys files cannot be replaced by rename: write in place.
-			return os.WriteFile(env.Root.Path(InotifyWatchesPath), []byte(want+"\n"), 0o644)
-		},
-	})
 	return nil
 }
 

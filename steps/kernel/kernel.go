@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -102,6 +103,7 @@ func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) err
 	if err != nil {
 		return err
 	}
+	var diffs []diff
 	for _, t := range targets {
 		cur, err := readSysctl(t.Path)
 		switch {
@@ -121,11 +123,89 @@ func (s *Step) planLive(env *engine.Env, p *engine.Plan, settings []setting) err
 				Reason:  t.Reason})
 			continue
 		}
-		c := &engine.Change{Object: "sysctl " + t.Name, Action: engine.ActionSet, Before: cur, After: t.Value, Reason: t.Reason}
-		c.Do = s.setter(c, t)
-		p.Add(c)
+		diffs = append(diffs, diff{t, cur})
+	}
+	for _, g := range groupByInterface(diffs) {
+		p.Add(s.change(g))
 	}
 	return nil
+}
+
+// diff is one live sysctl that differs from the policy.
+type diff struct {
+	live
+	cur string
+}
+
+// ifaceName splits a per-interface key, net.ipv4.conf.eth0.rp_filter, into its family part,
+// interface and setting; ok is false for any other key.
+var ifaceName = regexp.MustCompile(`^(net\.ipv[46]\.conf)\.([^.]+)\.(.+)$`)
+
+// groupByInterface puts the per-interface copies of one setting (all, default and every
+// interface, each its own /proc/sys file) into one group, so a plan shows one line for
+// "rp_filter on every interface", not one per interface. Other keys stay one per group.
+func groupByInterface(diffs []diff) [][]diff {
+	var groups [][]diff
+	index := map[string]int{}
+	for _, d := range diffs {
+		m := ifaceName.FindStringSubmatch(d.Name)
+		if m == nil {
+			groups = append(groups, []diff{d})
+			continue
+		}
+		key := m[1] + "\x00" + m[3] + "\x00" + d.Value + "\x00" + d.Reason
+		if i, ok := index[key]; ok {
+			groups[i] = append(groups[i], d)
+			continue
+		}
+		index[key] = len(groups)
+		groups = append(groups, []diff{d})
+	}
+	return groups
+}
+
+// change is the planned write of one group: one sysctl, or one setting on several
+// interfaces ("sysctl net.ipv4.conf.{all,default,eth0}.rp_filter", before "0" or, when
+// the interfaces differ, "all=0 eth0=2").
+func (s *Step) change(g []diff) *engine.Change {
+	first := g[0]
+	if len(g) == 1 {
+		c := &engine.Change{Object: "sysctl " + first.Name, Action: engine.ActionSet, Before: first.cur, After: first.Value, Reason: first.Reason}
+		c.Do = s.setter(c, first.live)
+		return c
+	}
+	m := ifaceName.FindStringSubmatch(first.Name)
+	var ifaces, befores []string
+	same := true
+	for _, d := range g {
+		iface := ifaceName.FindStringSubmatch(d.Name)[2]
+		ifaces = append(ifaces, iface)
+		befores = append(befores, iface+"="+d.cur)
+		same = same && d.cur == first.cur
+	}
+	before := strings.Join(befores, " ")
+	if same {
+		before = first.cur
+	}
+	c := &engine.Change{Object: fmt.Sprintf("sysctl %s.{%s}.%s", m[1], strings.Join(ifaces, ","), m[3]),
+		Action: engine.ActionSet, Before: before, After: first.Value, Reason: first.Reason}
+	c.Do = func(ctx context.Context) error {
+		var refused []string
+		for _, d := range g {
+			one := &engine.Change{After: d.Value}
+			if err := s.setter(one, d.live)(ctx); err != nil {
+				return err
+			}
+			if one.After != d.Value { // the setter notes a refusal in After
+				refused = append(refused, ifaceName.FindStringSubmatch(d.Name)[2]+": "+strings.TrimPrefix(one.After, d.Value+" "))
+			}
+		}
+		if len(refused) > 0 {
+			c.After = first.Value + " (" + strings.Join(refused, "; ") + ")"
+		}
+		return nil
+	}
+	return c
 }
 
 // missing is the finding for a key this kernel does not have. The baseline's keys are

@@ -97,15 +97,19 @@ func TestPlanListsEveryKeyThatDiffers(t *testing.T) {
 	for _, c := range plan.Changes {
 		byObject[c.Object] = c
 	}
-	c := byObject["sysctl net.ipv4.conf.all.rp_filter"]
-	require.NotNil(t, c)
-	assert.Equal(t, "7", c.Before)
+	// One change per setting, not one per interface: all, default and every interface that
+	// exists now (the glob), IPv6 too.
+	c := byObject["sysctl net.ipv4.conf.{all,default,eth0,lo}.rp_filter"]
+	require.NotNil(t, c, "%v", byObject)
+	assert.Equal(t, "all=7 default=7 eth0=2 lo=2", c.Before)
 	assert.Equal(t, "1", c.After)
 	assert.Equal(t, "kernel.baseline", c.Reason)
-	// The glob reaches the interfaces that exist now, IPv6 too.
-	for _, obj := range []string{"sysctl net.ipv4.conf.eth0.rp_filter", "sysctl net.ipv4.conf.lo.send_redirects",
-		"sysctl net.ipv6.conf.eth0.accept_redirects", "sysctl kernel.sysrq", "sysctl fs.protected_regular"} {
+	for _, obj := range []string{"sysctl net.ipv4.conf.{all,default,eth0,lo}.send_redirects",
+		"sysctl net.ipv6.conf.{all,default,eth0,lo}.accept_redirects", "sysctl kernel.sysrq", "sysctl fs.protected_regular"} {
 		assert.Contains(t, byObject, obj)
+	}
+	for obj := range byObject {
+		assert.NotRegexp(t, `conf\.(all|default|eth0|lo)\.`, obj, "a per-interface line")
 	}
 	assert.Equal(t, "kernel.sysctl.kernel.core_pattern", byObject["sysctl kernel.core_pattern"].Reason)
 	assert.NotContains(t, byObject, "sysctl net.ipv4.ip_local_port_range", "tab vs spaces must compare equal")

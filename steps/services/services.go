@@ -167,7 +167,7 @@ const selfUnit = "harden.service"
 // timeout ends. For these units the step therefore only queues the start
 // (the boot transaction usually has queued it already, see Unit.Starting)
 // and does not wait; systemd starts them as soon as harden.service is done,
-// and a later `harden check` sees whether they run.
+// and the daily drift check (`harden apply --dry-run`) sees whether they run.
 //
 // Why the unit's own ordering and not "is the caller harden.service": the
 // ordering is what makes the wait impossible, and it is read from systemd

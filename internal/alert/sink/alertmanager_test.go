@@ -18,8 +18,10 @@ import (
 )
 
 // startAlertmanager runs the real Prometheus Alertmanager (Debian's prometheus-alertmanager)
-// on a loopback port with its storage in a temp dir, and returns its base URL.
-func startAlertmanager(t testing.TB) string {
+// on a loopback port with its storage in a temp dir, and returns its base URL. extra are more
+// flags and, last, the "user:password" its readiness check needs when the flags turn on
+// basic auth.
+func startAlertmanager(t testing.TB, extra ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
@@ -34,14 +36,19 @@ func startAlertmanager(t testing.TB) string {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr,
-		"--cluster.listen-address=", "--log.level=warn")
+	creds := ""
+	if len(extra) > 1 {
+		creds, extra = extra[len(extra)-1]+"@", extra[:len(extra)-1]
+	}
+	args := append([]string{"--config.file=" + cfg, "--storage.path=" + dir, "--web.listen-address=" + addr,
+		"--cluster.listen-address=", "--log.level=warn"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := "http://" + addr
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/-/ready")
+		resp, err := http.Get("http://" + creds + addr + "/-/ready")
 		if err != nil {
 			return false
 		}

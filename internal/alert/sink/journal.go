@@ -13,13 +13,14 @@ import (
 
 // messageIDs maps kinds to their journal MESSAGE_ID.
 var messageIDs = map[alert.Kind]string{
-	alert.KindSSHFailures:  changelog.MsgAlertSSHFailures,
-	alert.KindPrivEsc:      changelog.MsgAlertPrivEsc,
-	alert.KindCriticalFile: changelog.MsgAlertCriticalFile,
-	alert.KindAuditLost:    changelog.MsgAlertAuditLost,
-	alert.KindVirus:        changelog.MsgAlertVirus,
-	alert.KindSpoolDropped: changelog.MsgAlertSpoolDropped,
-	alert.KindDrift:        changelog.MsgAlertDrift,
+	alert.KindSSHFailures:     changelog.MsgAlertSSHFailures,
+	alert.KindPrivEsc:         changelog.MsgAlertPrivEsc,
+	alert.KindCriticalFile:    changelog.MsgAlertCriticalFile,
+	alert.KindAuditLost:       changelog.MsgAlertAuditLost,
+	alert.KindVirus:           changelog.MsgAlertVirus,
+	alert.KindSpoolDropped:    changelog.MsgAlertSpoolDropped,
+	alert.KindDrift:           changelog.MsgAlertDrift,
+	alert.KindDeliveryRefused: changelog.MsgAlertDeliveryRefused,
 }
 
 // MessageID returns the journal MESSAGE_ID of a kind.

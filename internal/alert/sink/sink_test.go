@@ -60,9 +60,12 @@ func TestEveryKindHasItsOwnMessageID(t *testing.T) {
 	}
 }
 
-// receiver is a webhook endpoint that checks signatures and counts alerts by dedupe key.
+// receiver is a webhook endpoint that checks signatures and timestamps (as the README tells
+// receivers to) and counts alerts by dedupe key.
 type receiver struct {
 	secret []byte
+	now    func() time.Time // the receiver's clock (nil: time.Now)
+	kinds  []alert.Kind
 	mu     sync.Mutex
 	byKey  map[string]int
 	bad    int
@@ -85,9 +88,13 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	time.Sleep(r.delay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !Verify(r.secret, body, req.Header.Get(SignatureHeader)) {
+	now := time.Now
+	if r.now != nil {
+		now = r.now
+	}
+	if err := Verify(r.secret, body, req.Header.Get(TimestampHeader), req.Header.Get(SignatureHeader), now(), DefaultTolerance); err != nil {
 		r.bad++
-		http.Error(w, "bad signature", http.StatusUnauthorized)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	if r.fail > 0 {
@@ -104,6 +111,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.byKey = map[string]int{}
 	}
 	r.byKey[a.DedupeKey]++
+	r.kinds = append(r.kinds, a.Kind)
 }
 
 func (r *receiver) counts() (distinct, total int) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/harden-dev/harden/internal/alert"
@@ -20,8 +21,10 @@ type Sink interface {
 	Send(ctx context.Context, a *alert.Alert) error
 }
 
-// PermanentError marks a failure retrying cannot fix (the receiver rejected the alert as
-// malformed): the alert is given up for that sink, loudly, instead of blocking it forever.
+// PermanentError marks a failure retrying cannot fix (the receiver answered 4xx: a rotated
+// secret, a wrong URL, an alert it calls malformed). The alert is not counted delivered: it
+// goes to the sink's dead-letter directory, and a delivery-refused alert goes to every other
+// sink, instead of blocking that sink forever.
 type PermanentError struct{ Err error }
 
 func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
@@ -39,6 +42,15 @@ type DispatchOptions struct {
 	PollInterval time.Duration // how often the spool is rescanned for other writers (2s)
 	// Log reports failed attempts and give-ups (nil: silent).
 	Log func(sink, id string, attempt int, err error, giveUp bool)
+	// Now stamps refusal notices (nil: time.Now).
+	Now func() time.Time
+}
+
+// SinkStats count one sink's deliveries since the dispatcher started (the watch's metrics).
+type SinkStats struct {
+	Delivered uint64 // alerts the sink accepted
+	Failed    uint64 // attempts that failed and will be retried (network, 5xx, 408, 429)
+	Refused   uint64 // alerts the sink refused for good (4xx), now in its dead-letter directory
 }
 
 // Dispatcher runs one worker per sink. Each worker has its own bounded queue fed from the
@@ -55,6 +67,8 @@ type worker struct {
 	sink   Sink
 	queue  chan string
 	rescan chan struct{} // a queue overflow happened: reread the spool
+
+	delivered, failed, refused atomic.Uint64
 }
 
 // NewDispatcher wires the workers; Run starts them. It registers itself with the spool.
@@ -74,12 +88,24 @@ func NewDispatcher(sp *Spool, sinks []Sink, o DispatchOptions) *Dispatcher {
 	if o.PollInterval == 0 {
 		o.PollInterval = 2 * time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	d := &Dispatcher{spool: sp, opts: o}
 	for _, s := range sinks {
 		d.workers = append(d.workers, &worker{d: d, sink: s, queue: make(chan string, o.QueueLen), rescan: make(chan struct{}, 1)})
 	}
 	sp.SetNotify(d.Notify)
 	return d
+}
+
+// Stats returns each sink's counts, by sink name.
+func (d *Dispatcher) Stats() map[string]SinkStats {
+	out := make(map[string]SinkStats, len(d.workers))
+	for _, w := range d.workers {
+		out[w.sink.Name()] = SinkStats{Delivered: w.delivered.Load(), Failed: w.failed.Load(), Refused: w.refused.Load()}
+	}
+	return out
 }
 
 // Notify hands a newly spooled id to every worker without ever blocking: a full queue only
@@ -165,24 +191,64 @@ func (w *worker) deliver(ctx context.Context, id string) {
 			err = w.send(ctx, a)
 		}
 		if err == nil {
+			w.delivered.Add(1)
 			if merr := w.d.spool.MarkDelivered(id, name); merr != nil && w.d.opts.Log != nil {
 				w.d.opts.Log(name, id, attempt, merr, false)
 			}
 			return
 		}
 		var perm *PermanentError
-		giveUp := errors.As(err, &perm)
+		giveUp := a != nil && errors.As(err, &perm)
 		if w.d.opts.Log != nil && ctx.Err() == nil {
 			w.d.opts.Log(name, id, attempt, err, giveUp)
 		}
 		if giveUp {
-			_ = w.d.spool.MarkDelivered(id, name)
+			w.refuse(a, err)
 			return
+		}
+		if ctx.Err() == nil {
+			w.failed.Add(1)
 		}
 		if !sleep(ctx, Backoff(attempt, w.d.opts.MinBackoff, w.d.opts.MaxBackoff)) {
 			return
 		}
 	}
+}
+
+// refuse handles a sink's refusal for good: the alert goes to the sink's dead-letter
+// directory, and a delivery-refused alert to every other sink (the journal always among
+// them), so a rotated secret or a moved URL is seen where alerts are still read.
+func (w *worker) refuse(a *alert.Alert, reason error) {
+	name := w.sink.Name()
+	w.refused.Add(1)
+	logErr := func(what string, err error) {
+		if err != nil && w.d.opts.Log != nil {
+			w.d.opts.Log(name, a.ID, 0, fmt.Errorf("%s: %w", what, err), true)
+		}
+	}
+	// Dead letter, notice, then the marker: until the marker is written the alert stays
+	// pending, so a crash anywhere in between repeats the refusal rather than losing it.
+	path, err := w.d.spool.WriteDeadLetter(a, name, reason)
+	logErr("dead-letter", err)
+	if a.Kind != alert.KindDeliveryRefused { // a notice about a notice would bounce between two refusing sinks
+		logErr("spooling the delivery-refused alert", w.d.spool.PutSkipping(RefusedNotice(a, name, path, reason, w.d.opts.Now()), name))
+	}
+	logErr("marker", w.d.spool.MarkDelivered(a.ID, name))
+}
+
+// RefusedNotice is the alert that says a sink refused an alert for good.
+func RefusedNotice(a *alert.Alert, sink, deadLetter string, reason error, now time.Time) *alert.Alert {
+	why := reason.Error()
+	if len(why) > 300 {
+		why = why[:300] + "..."
+	}
+	n := alert.New(alert.KindDeliveryRefused, alert.Critical, now, now,
+		fmt.Sprintf("alert sink %s refused a %s alert for good (%s): kept in %s; check the sink's URL and secret", sink, a.Kind, why, deadLetter),
+		map[string]string{"sink": sink, "refused_alert_id": a.ID, "refused_kind": string(a.Kind),
+			"refused_dedupe_key": a.DedupeKey, "error": why, "dead_letter": deadLetter})
+	n.DedupeKey = "delivery-refused:" + sink + ":" + a.ID
+	n.Context = a.Context
+	return n
 }
 
 func (w *worker) send(ctx context.Context, a *alert.Alert) error {

@@ -8,7 +8,12 @@
 // Layout under the spool directory:
 //
 //	alerts/<id>.json          one alert, written once, removed when every sink delivered it
-//	delivered/<sink>/<id>     the sink delivered (or permanently refused) the alert
+//	delivered/<sink>/<id>     the sink is done with the alert: delivered it, refused it for good
+//	                          (then it is in deadletter/), or is not to get it at all
+//	deadletter/<sink>/<id>.json  an alert the sink refused for good (HTTP 4xx: a rotated
+//	                          secret, a wrong URL), with the sink's answer; kept until an
+//	                          operator has dealt with it (no automatic retry: a refusal that
+//	                          retrying would cure is not a refusal)
 //	tmp/                      files being written (left-overs are removed at open)
 //	inbox/                    alerts from unprivileged writers (clamd's VirusEvent runs as the
 //	                          clamav user); the watch validates them and moves them in
@@ -68,7 +73,7 @@ func Open(o Options) (*Spool, error) {
 	if err := os.MkdirAll(o.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	for _, d := range []string{"alerts", "tmp", "delivered"} {
+	for _, d := range []string{"alerts", "tmp", "delivered", "deadletter"} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
@@ -77,8 +82,10 @@ func Open(o Options) (*Spool, error) {
 		if !validSinkName(name) {
 			return nil, fmt.Errorf("spool: bad sink name %q", name)
 		}
-		if err := os.MkdirAll(filepath.Join(o.Dir, "delivered", name), 0o700); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+		for _, d := range []string{"delivered", "deadletter"} {
+			if err := os.MkdirAll(filepath.Join(o.Dir, d, name), 0o700); err != nil {
+				return nil, fmt.Errorf("spool: %w", err)
+			}
 		}
 	}
 	if err := s.cleanTmp(); err != nil {
@@ -143,6 +150,21 @@ func (s *Spool) Put(a *alert.Alert) error {
 	return nil
 }
 
+// PutSkipping spools an alert that the named sinks are not to get: their markers are written
+// before the alert appears, so no worker of theirs ever sees it pending. It is how the notice
+// about a refusal reaches every sink except the one that refused.
+func (s *Spool) PutSkipping(a *alert.Alert, skip ...string) error {
+	if a.ID == "" {
+		a.ID = alert.NewID(s.now())
+	}
+	for _, sink := range skip {
+		if err := s.touchMarker(a.ID, sink); err != nil {
+			return err
+		}
+	}
+	return s.Put(a)
+}
+
 // makeRoom drops the oldest alerts so that n more (plus a drop notice) fit. Called locked.
 func (s *Spool) makeRoom(n int) []string {
 	var dropped []string
@@ -178,7 +200,11 @@ func (s *Spool) write(a *alert.Alert) error {
 		return err
 	}
 	s.mu.Lock()
-	s.add(a.ID)
+	// A rescan may have found the file and a worker delivered it everywhere (forget) since
+	// the rename: then it is gone, and adding it now would leave an id nothing can deliver.
+	if _, err := os.Stat(s.alertPath(a.ID)); err == nil {
+		s.add(a.ID)
+	}
 	notify := s.notify
 	s.mu.Unlock()
 	if notify != nil {
@@ -264,14 +290,7 @@ func (s *Spool) Delivered(id, sink string) bool {
 // MarkDelivered records that a sink delivered an alert; when every configured sink has, the
 // alert leaves the spool.
 func (s *Spool) MarkDelivered(id, sink string) error {
-	f, err := os.OpenFile(s.markerPath(id, sink), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("spool: marker: %w", err)
-	}
-	f.Close()
-	// The marker needs no data, only its name, so a directory fsync is what makes it last;
-	// losing it in a crash would only mean one more delivery.
-	if err := syncDir(filepath.Dir(s.markerPath(id, sink))); err != nil {
+	if err := s.touchMarker(id, sink); err != nil {
 		return err
 	}
 	for _, other := range s.sinks {
@@ -283,6 +302,74 @@ func (s *Spool) MarkDelivered(id, sink string) error {
 	s.forget(id)
 	s.mu.Unlock()
 	return nil
+}
+
+// touchMarker creates a sink's marker for an alert. The marker needs no data, only its name,
+// so a directory fsync is what makes it last; losing it in a crash would only mean one more
+// delivery.
+func (s *Spool) touchMarker(id, sink string) error {
+	f, err := os.OpenFile(s.markerPath(id, sink), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: marker: %w", err)
+	}
+	f.Close()
+	return syncDir(filepath.Dir(s.markerPath(id, sink)))
+}
+
+// DeadLetter is what a sink refused for good: the alert, which sink, its answer and when.
+type DeadLetter struct {
+	Sink      string       `json:"sink"`
+	RefusedAt time.Time    `json:"refused_at"`
+	Error     string       `json:"error"`
+	Alert     *alert.Alert `json:"alert"`
+}
+
+// WriteDeadLetter keeps an alert a sink refused for good, with the refusal, in
+// deadletter/<sink>/<id>.json (durably). The caller then marks the sink done with it
+// (MarkDelivered): in that order, a crash in between only means one more refusal.
+func (s *Spool) WriteDeadLetter(a *alert.Alert, sink string, reason error) (string, error) {
+	if !alert.ValidID(a.ID) {
+		return "", fmt.Errorf("spool: bad id %q", a.ID)
+	}
+	b, err := json.MarshalIndent(DeadLetter{Sink: sink, RefusedAt: s.now().UTC(), Error: reason.Error(), Alert: a}, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	dir := filepath.Join(s.dir, "deadletter", sink)
+	if err := writeDurable(filepath.Join(s.dir, "tmp"), dir, a.ID+".json", b, 0o600); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, a.ID+".json"), nil
+}
+
+// DeadLetters counts the alerts in a sink's dead-letter directory.
+func (s *Spool) DeadLetters(sink string) int {
+	ents, _ := os.ReadDir(filepath.Join(s.dir, "deadletter", sink))
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".json") {
+			n++
+		}
+	}
+	return n
+}
+
+// OldestAge is how long the oldest spooled alert has waited (0 when the spool is empty): an
+// ID starts with its raise time.
+func (s *Spool) OldestAge() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ids) == 0 {
+		return 0
+	}
+	ns, err := strconv.ParseInt(s.ids[0][:16], 16, 64)
+	if err != nil {
+		return 0
+	}
+	if d := s.now().Sub(time.Unix(0, ns)); d > 0 {
+		return d
+	}
+	return 0
 }
 
 // Pending returns the ids a sink has not delivered, oldest first.
@@ -329,6 +416,12 @@ func (s *Spool) Rescan() ([]string, error) {
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !alert.ValidID(id) || s.known[id] {
+			continue
+		}
+		// The listing was read unlocked: an alert delivered everywhere since then is gone
+		// (forget removes the file under the lock). Adding it back would leave an id that
+		// no sink can deliver, and a spool that never drains.
+		if _, err := os.Stat(s.alertPath(id)); err != nil {
 			continue
 		}
 		s.add(id)

@@ -191,11 +191,34 @@ func TestRetriesUntilDeliveredAndGivesUpOnPermanent(t *testing.T) {
 	defer cancel()
 	go d.Run(ctx)
 	require.Eventually(t, func() bool { return s.Len() == 0 }, 5*time.Second, 5*time.Millisecond)
-	assert.Equal(t, []string{a.ID}, flaky.got, "delivered once, after 3 failures")
-	assert.Empty(t, picky.got)
+	flaky.mu.Lock()
+	require.Len(t, flaky.got, 2, "the alert, then the notice of picky's refusal")
+	assert.Equal(t, a.ID, flaky.got[0], "delivered once, after 3 failures")
+	notice := flaky.got[1]
+	flaky.mu.Unlock()
+	assert.Empty(t, picky.got, "a refused alert is not delivered, and the notice skips picky")
 	mu.Lock()
 	assert.Equal(t, []string{"picky gave up"}, logged)
 	mu.Unlock()
+	assert.Equal(t, 1, s.DeadLetters("picky"))
+	assert.Equal(t, 0, s.DeadLetters("flaky"))
+	b, err := os.ReadFile(filepath.Join(s.Dir(), "deadletter", "picky", a.ID+".json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"dedupe_key": "test:`+a.ID+`"`)
+	assert.True(t, alert.ValidID(notice))
+	st := d.Stats()
+	assert.Equal(t, SinkStats{Delivered: 2, Failed: 3}, st["flaky"])
+	assert.Equal(t, SinkStats{Refused: 1}, st["picky"])
+}
+
+func TestOldestAge(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	s, err := Open(Options{Dir: t.TempDir(), MaxAlerts: 10, Sinks: []string{"a"}, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	assert.Zero(t, s.OldestAge())
+	a := alert.New(alert.KindVirus, alert.Critical, now, now.Add(-90*time.Second), "x", nil)
+	require.NoError(t, s.Put(a))
+	assert.Equal(t, 90*time.Second, s.OldestAge())
 }
 
 func TestBackoffGrowsWithJitterAndCap(t *testing.T) {

@@ -42,6 +42,11 @@ type Config struct {
 	PollInterval time.Duration
 	// Record gets every record as an audit.log line (harden watch --record FILE).
 	Record io.Writer
+	// MetricsPath is the watch's node_exporter textfile. Empty: MetricsFileName next to the
+	// policy's run.metrics, under Root (none when run.metrics is empty); "-": none.
+	MetricsPath string
+	// MetricsInterval is how often the textfile is rewritten (DefaultMetricsInterval).
+	MetricsInterval time.Duration
 }
 
 func (c *Config) defaults() {
@@ -59,6 +64,15 @@ func (c *Config) defaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 2 * time.Second
+	}
+	if c.MetricsInterval == 0 {
+		c.MetricsInterval = DefaultMetricsInterval
+	}
+	switch {
+	case c.MetricsPath == "-":
+		c.MetricsPath = ""
+	case c.MetricsPath == "" && c.Policy != nil && c.Policy.Run.Metrics != "":
+		c.MetricsPath = filepath.Join(c.Root, filepath.Dir(c.Policy.Run.Metrics), MetricsFileName)
 	}
 }
 
@@ -90,14 +104,19 @@ func Watch(ctx context.Context, c Config) error {
 	d := spool.NewDispatcher(sp, sinks, spool.DispatchOptions{PollInterval: c.PollInterval,
 		Log: func(s, id string, attempt int, err error, giveUp bool) {
 			if giveUp {
-				c.Log("watch: sink %s refused alert %s for good: %v", s, id, err)
+				c.Log("watch: sink %s refused alert %s for good (kept in its dead-letter directory): %v", s, id, err)
 			} else if attempt == 1 || attempt%10 == 0 {
 				c.Log("watch: sink %s: alert %s: attempt %d failed: %v", s, id, attempt, err)
 			}
 		}})
+	counters := &Counters{}
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(ctx) }()
-	go ingestLoop(ctx, sp, machine, c)
+	go ingestLoop(ctx, sp, machine, c, counters)
+	mw := &metricsWriter{path: c.MetricsPath, start: time.Now(), counters: counters, disp: d, sp: sp,
+		spoolMax: a.Spool.MaxAlerts, sinks: names(sinks), log: c.Log}
+	metricsDone := make(chan struct{})
+	go func() { defer close(metricsDone); metricsLoop(ctx, mw, c.MetricsInterval) }()
 
 	src, lost := c.Source, c.Lost
 	if src == nil {
@@ -116,12 +135,29 @@ func Watch(ctx context.Context, c Config) error {
 		}
 	}
 	rules := alert.NewRules(alert.RulesConfig{SSHThreshold: a.SSHFailures.Threshold, SSHWindow: a.SSHFailures.Window.D()}, time.Now)
-	stats, err := Run(ctx, Options{Source: src, Lost: lost, Rules: rules, Spool: sp, Context: machine, Log: c.Log, Record: c.Record})
+	stats, err := Run(ctx, Options{Source: src, Lost: lost, Rules: rules, Spool: sp, Context: machine, Log: c.Log, Record: c.Record,
+		Counters: counters})
 	c.Log("watch: stopped after %d records, %d events, %d alerts, %d overruns, %d lost by the kernel",
 		stats.Records, stats.Events, stats.Alerts, stats.Overruns, stats.KernelLost)
 	cancel()
 	<-done
+	<-metricsDone
+	mw.write(false) // harden_watch_up 0: stopped, not merely quiet
 	return err
+}
+
+// metricsLoop rewrites the textfile now and at every interval until ctx ends.
+func metricsLoop(ctx context.Context, mw *metricsWriter, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		mw.write(true)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func names(sinks []spool.Sink) []string {
@@ -134,7 +170,7 @@ func names(sinks []spool.Sink) []string {
 
 // ingestLoop moves alerts from the inbox into the spool. Only virus alerts are accepted
 // from there (the one unprivileged writer), re-stamped with this machine's context.
-func ingestLoop(ctx context.Context, sp *spool.Spool, machine alert.Context, c Config) {
+func ingestLoop(ctx context.Context, sp *spool.Spool, machine alert.Context, c Config, counters *Counters) {
 	t := time.NewTicker(c.PollInterval)
 	defer t.Stop()
 	accept := func(a *alert.Alert) error {
@@ -143,7 +179,11 @@ func ingestLoop(ctx context.Context, sp *spool.Spool, machine alert.Context, c C
 		}
 		a.Severity, a.Context = alert.Critical, machine
 		a.DedupeKey = "virus:" + a.ID
-		return a.Validate()
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		counters.Raised(a.Kind)
+		return nil
 	}
 	for {
 		if _, errs := sp.IngestInbox(accept); len(errs) > 0 {

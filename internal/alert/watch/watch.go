@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/harden-dev/harden/internal/alert"
@@ -48,6 +49,49 @@ type Options struct {
 	Log func(format string, args ...any)
 	// Record, when set, gets every record as an audit.log line (fixture capture).
 	Record io.Writer
+	// Counters, when set, get the loop's running totals (the metrics textfile reads them
+	// while the loop runs).
+	Counters *Counters
+}
+
+// Counters are a loop's running totals, safe to read while it runs.
+type Counters struct {
+	mu     sync.Mutex
+	stats  Stats
+	raised map[alert.Kind]uint64
+}
+
+// Snapshot returns the totals and the alerts raised by kind.
+func (c *Counters) Snapshot() (Stats, map[alert.Kind]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	raised := make(map[alert.Kind]uint64, len(c.raised))
+	for k, v := range c.raised {
+		raised[k] = v
+	}
+	return c.stats, raised
+}
+
+// Raised counts an alert raised (by the loop, or taken from the inbox).
+func (c *Counters) Raised(k alert.Kind) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.raised == nil {
+		c.raised = map[alert.Kind]uint64{}
+	}
+	c.raised[k]++
+	c.mu.Unlock()
+}
+
+func (c *Counters) set(s Stats) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.stats = s
+	c.mu.Unlock()
 }
 
 // Stats count what the loop saw.
@@ -91,24 +135,29 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			w.asm.Flush()
-			return w.stats, nil
+			return w.end(nil)
 		case it, ok := <-items:
 			if !ok {
-				w.asm.Flush()
-				return w.stats, nil
+				return w.end(nil)
 			}
 			if err := w.handle(it); err != nil {
-				w.asm.Flush()
 				if ctx.Err() != nil || errors.Is(err, io.EOF) {
-					return w.stats, nil
+					err = nil
 				}
-				return w.stats, err
+				return w.end(err)
 			}
 		case <-tick.C:
 			w.tick(ctx)
+			w.o.Counters.set(w.stats)
 		}
 	}
+}
+
+// end flushes the events still being assembled and publishes the final totals.
+func (w *loop) end(err error) (Stats, error) {
+	w.asm.Flush()
+	w.o.Counters.set(w.stats)
+	return w.stats, err
 }
 
 // loop is the state of one Run, owned by its goroutine.
@@ -179,6 +228,7 @@ func (w *loop) event(ev *auditrec.Event) {
 func (w *loop) raise(a *alert.Alert) {
 	a.Context = w.o.Context
 	w.stats.Alerts++
+	w.o.Counters.Raised(a.Kind)
 	if err := w.o.Spool.Put(a); err != nil {
 		// The spool is the only way out; if it cannot be written (disk full), the journal
 		// still gets the reason through the log, and the watch keeps reading.

@@ -3,6 +3,8 @@ package watch
 import (
 	"bufio"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,4 +235,59 @@ func TestRaiseDriftFromTheDailyAudit(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, "3", got[0].Fields["HARDEN_ALERT_CHANGES"])
 	assert.Equal(t, "ams", got[0].Fields["HARDEN_ALERT_REGION"])
+}
+
+// The watch's textfile says what it raised, what each sink delivered or refused, what sits
+// in the dead-letter directory and the spool, and that it stopped.
+func TestWatchWritesItsMetricsTextfile(t *testing.T) {
+	c, mem := testConfig(t)
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+	}))
+	defer refusing.Close()
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("k"), 0o600))
+	c.Policy.Alerts.Sinks = []policy.Sink{{Type: "webhook", URL: refusing.URL, SecretFile: secret}}
+	c.Policy.Alerts.SSHFailures.Threshold = 2
+	c.Policy.Run.Metrics = "/var/lib/prometheus/node-exporter/harden.prom"
+	c.MetricsInterval = 10 * time.Millisecond
+	src := newChanSource()
+	src.fixture(t, "ssh-failed-password.log")
+	src.ch <- item{err: ErrOverrun}
+	c.Source, c.Lost = src, &fakeLost{}
+	prom := filepath.Join(c.Root, "var/lib/prometheus/node-exporter", MetricsFileName)
+	require.NoError(t, os.MkdirAll(filepath.Dir(prom), 0o755))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Watch(ctx, c) }()
+	defer func() { cancel(); <-done }() // on failure too: the watch writes under the temp dir
+	read := func() string { b, _ := os.ReadFile(prom); return string(b) }
+	wh := (&sink.Webhook{URL: refusing.URL}).Name()
+	require.Eventually(t, func() bool {
+		return strings.Contains(read(), `harden_watch_dead_letter_alerts{sink="`+wh+`"} 2`)
+	}, 10*time.Second, 10*time.Millisecond, "the ssh-failures and audit-lost alerts, refused: %s", read())
+	require.Eventually(t, func() bool {
+		m := read()
+		return strings.Contains(m, `harden_watch_alerts_delivered_total{sink="journal"} 4`) && strings.Contains(m, "harden_watch_spool_alerts 0\n")
+	}, 10*time.Second, 10*time.Millisecond, "two alerts and two delivery-refused notices: %s", read())
+	cancel()
+	require.NoError(t, <-done)
+	done <- nil // for the deferred wait
+	got := read()
+	for _, want := range []string{
+		"harden_watch_up 0\n",
+		`harden_watch_alerts_raised_total{kind="ssh-failures"} 1`,
+		`harden_watch_alerts_raised_total{kind="audit-lost"} 1`,
+		`harden_watch_alerts_refused_total{sink="` + wh + `"} 2`,
+		`harden_watch_alerts_delivered_total{sink="` + wh + `"} 0`,
+		"harden_watch_spool_alerts 0\n",
+		"harden_watch_spool_max_alerts 10000\n",
+		`harden_watch_audit_records_lost_total{source="socket"} 1`,
+	} {
+		assert.Contains(t, got, want)
+	}
+	assert.Len(t, mem.ByID(changelog.MsgAlertDeliveryRefused), 2)
+	ents, _ := os.ReadDir(filepath.Dir(prom))
+	assert.Len(t, ents, 1, "no temp file left beside the textfile")
 }
