@@ -18,6 +18,6 @@ echo "$out" | awk '
 	/auditctl-R/    { ref = $3 }
 	END {
 		if (ref == 0) exit
-		printf "audit: 500 rules  auditctl -R %.1f ms  harden client %.1f ms (ratio %.2f)  harden step %.1f ms (ratio %.2f)\n",
-			ref/1e6, client/1e6, client/ref, step/1e6, step/ref
+		printf "audit: 500 rules  auditctl -R %.1f ms  harden client %.1f ms (ratio %.2f)  harden step %.1f ms (ratio %.2f; budget 1.0: %s)\n",
+			ref/1e6, client/1e6, client/ref, step/1e6, step/ref, (step <= ref ? "met" : "NOT met")
 	}'

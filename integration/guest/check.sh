@@ -127,6 +127,28 @@ check_firewall_order() {
 	fi
 }
 
+# Reference figures of the same boot, beside harden's own (harden-firewall-ms,
+# harden-service-ms-boot<n>, converged-apply-ms): `nft -f` of harden's own ruleset into a fresh
+# network namespace, and `systemctl list-unit-files`. TCG is 10-20x slower than hardware and
+# its speed varies from run to run; the ratios hold where the absolute times do not.
+reference_figures() {
+	local start end ruleset=$RESULTS/harden-ruleset.nft
+	if [ -s "$RESULTS/nft-harden.txt" ]; then
+		{ echo "table inet harden"; echo "delete table inet harden"; cat "$RESULTS/nft-harden.txt"; } >"$ruleset"
+		start=$(date +%s%N)
+		if unshare -n nft -f "$ruleset" 2>"$RESULTS/nft-f.err"; then
+			end=$(date +%s%N)
+			figure nft-f-harden-ruleset-ms $(((end - start) / 1000000))
+		else
+			say "INFO nft -f of harden's ruleset failed: $(head -1 "$RESULTS/nft-f.err")"
+		fi
+	fi
+	start=$(date +%s%N)
+	systemctl list-unit-files >/dev/null 2>&1
+	end=$(date +%s%N)
+	figure systemctl-list-unit-files-ms $(((end - start) / 1000000))
+}
+
 # Findings the test image causes on purpose; any other critical finding fails.
 EXPECTED_CRITICAL="clamav.database-missing"
 check_findings() {
@@ -657,6 +679,7 @@ baked:1)
 	check_report
 	check_findings
 	check_firewall_order
+	reference_figures
 	check_sshd
 	check_audit
 	check_audit_locked
@@ -698,6 +721,7 @@ baked:2)
 	check_audit_locked
 	check_sysctl_reboot
 	[ "$(. /etc/os-release && echo "$ID")" = ubuntu ] && check_audit_rules_service
+	reference_figures
 	;;
 broken:1)
 	# The policy on disk does not parse: the firewall falls back to the embedded default

@@ -60,6 +60,11 @@ type Conn struct {
 	opts Options
 	mu   sync.Mutex
 	nl   *netlink.Conn // nil after a broken request; redialed on next use
+	// batch reads multipart replies many datagrams at a time (mmsg.go); nil until the
+	// first. noBatch is set once a reply did not fit its slots: from then on the
+	// library's reader takes multipart replies too.
+	batch   *batch
+	noBatch bool
 }
 
 var _ Client = (*Conn)(nil)
@@ -78,10 +83,17 @@ func Dial(opts Options) (*Conn, error) {
 	return c, nil
 }
 
+// replyBuffer holds the largest reply the kernel sends: a listed rule is struct
+// audit_rule_data (1,040 bytes) and its strings, at most AUDIT_MAX_FIELDS of PATH_MAX each.
+// With a fixed buffer the netlink library reads each reply with one recvmsg; without one
+// it peeks at every message first (MSG_PEEK) to size a new buffer: two system calls a rule,
+// 1,000 for a list of 500. A reply that did not fit would be an error, never cut short.
+const replyBuffer = 16 + 1040 + 64*4096
+
 // dial opens the socket; a variable so that a test can prove that a
 // refused change never reaches the kernel.
 var dial = func() (*netlink.Conn, error) {
-	nl, err := netlink.Dial(unix.NETLINK_AUDIT, nil)
+	nl, err := netlink.Dial(unix.NETLINK_AUDIT, &netlink.Config{MessageBufferSize: replyBuffer})
 	if err != nil {
 		return nil, fmt.Errorf("audit netlink: %w", err)
 	}
@@ -121,6 +133,20 @@ func (c *Conn) request(ctx context.Context, op string, typ netlink.HeaderType, d
 		return nil, err
 	}
 	out, err := c.exchange(op, typ, data, want, multi)
+	if errors.Is(err, errTruncated) {
+		// A reply too large for the batch slots: it is lost in the read, so the request
+		// goes again, on a fresh socket and through the library's reader, which sizes
+		// its buffer for every message.
+		_ = c.nl.Close()
+		c.nl, c.noBatch = nil, true
+		if c.nl, err = dial(); err != nil {
+			return nil, err
+		}
+		if err := c.nl.SetDeadline(deadline); err != nil {
+			return nil, err
+		}
+		out, err = c.exchange(op, typ, data, want, multi)
+	}
 	if err != nil {
 		var ae *Error
 		if !errors.As(err, &ae) {
@@ -143,6 +169,9 @@ func (c *Conn) exchange(op string, typ netlink.HeaderType, data []byte, want net
 		return nil, fmt.Errorf("audit %s: send: %w", op, err)
 	}
 	seq := sent.Header.Sequence
+	if multi && want != 0 && !c.noBatch {
+		return c.receiveMulti(op, seq, want)
+	}
 	acked := false
 	var out []netlink.Message
 	for {
@@ -392,26 +421,41 @@ func (c *Conn) addBatch(ctx context.Context, rules []*auditrule.Rule, offset int
 		return fmt.Errorf("audit add rules: send: %w", err)
 	}
 	// Read every ACK (in the kernel's order, which is ours) even after an error, so that
-	// none is left in the socket for the next request.
+	// none is left in the socket for the next request. Each ACK is a datagram of its own:
+	// they are read many per recvmmsg (mmsg.go), not one recvmsg (and a peek) each.
+	if c.batch == nil {
+		c.batch = newBatch()
+	}
+	outOfStep := func(err error) error {
+		// The socket cannot be trusted any more.
+		_ = c.nl.Close()
+		c.nl = nil
+		return fmt.Errorf("audit add rules: receive: %w", err)
+	}
 	var first error
-	for i := range sent {
-		got, err := c.nl.Receive()
-		var errno unix.Errno
-		var oe *netlink.OpError
-		switch {
-		case err == nil && len(got) == 1 && got[0].Header.Sequence == sent[i].Header.Sequence:
-		case errors.As(err, &oe) && errors.As(oe.Err, &errno):
-			if first == nil {
-				first = &BatchError{Index: offset + i, Err: &Error{Op: "add rule", Errno: errno}}
+	for i := 0; i < len(sent); {
+		n, err := c.batch.recv(c.nl)
+		if err != nil {
+			return outOfStep(err)
+		}
+		for k := range n {
+			h := c.batch.hdrs[k]
+			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				return outOfStep(errTruncated)
 			}
-		default:
-			// Out of step with the kernel: the socket cannot be trusted any more.
-			_ = c.nl.Close()
-			c.nl = nil
-			if err == nil {
-				err = fmt.Errorf("unexpected reply %+v", got)
+			replies, err := splitMessages(c.batch.bufs[k][:h.Len])
+			if err != nil {
+				return outOfStep(err)
 			}
-			return fmt.Errorf("audit add rules: receive: %w", err)
+			for _, m := range replies {
+				if i >= len(sent) || m.Header.Type != netlink.Error || m.Header.Sequence != sent[i].Header.Sequence || len(m.Data) < 4 {
+					return outOfStep(fmt.Errorf("unexpected reply %+v", m.Header))
+				}
+				if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 && first == nil {
+					first = &BatchError{Index: offset + i, Err: &Error{Op: "add rule", Errno: unix.Errno(-code)}}
+				}
+				i++
+			}
 		}
 	}
 	return first

@@ -108,3 +108,41 @@ func TestAddRulesBatches(t *testing.T) {
 	_, err = conn.GetStatus(ctx)
 	require.NoError(t, err)
 }
+
+// A long list comes back whole and in order through the batch reader (many rules per
+// recvmmsg), and a reply too large for its slot sends the request again through the
+// library's reader instead of cutting it.
+func TestListRulesInBatchesAndAfterATruncatedReply(t *testing.T) {
+	conn := hostaudit.Lock(t)
+	ctx := context.Background()
+	require.NoError(t, conn.DeleteAllRules(ctx))
+	var rules []*auditrule.Rule
+	for i := range 300 {
+		// Keys of up to 200 bytes: every reply is well over 1 KB.
+		key := fmt.Sprintf("list%d-%s", i, strings.Repeat("k", 100+i%100))
+		rules = append(rules, parse(t, fmt.Sprintf("-a always,exit -F arch=b64 -S openat -F auid=%d -F key=%s", 1000+i, key)))
+	}
+	require.NoError(t, conn.AddRules(ctx, rules))
+	t.Cleanup(func() { _ = conn.DeleteAllRules(ctx) })
+	keys := func(rs []*auditrule.Rule) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Key())
+		}
+		return out
+	}
+
+	batched, err := conn.ListRules(ctx)
+	require.NoError(t, err)
+	assert.True(t, conn.UsesBatch())
+	assert.Equal(t, keys(rules), keys(batched))
+
+	defer auditnl.SetRecvSlot(512)() // smaller than any of these rules
+	small, err := auditnl.Dial(auditnl.Options{})
+	require.NoError(t, err)
+	defer small.Close()
+	again, err := small.ListRules(ctx)
+	require.NoError(t, err)
+	assert.False(t, small.UsesBatch(), "the truncated reply switched the connection to the library's reader")
+	assert.Equal(t, keys(rules), keys(again))
+}

@@ -1,5 +1,7 @@
 package auditrule
 
+import "sync"
+
 // kind says how a field's value is written and printed.
 type kind int
 
@@ -26,9 +28,10 @@ type fieldInfo struct {
 	exitOnly bool // libaudit refuses it outside the exit list
 }
 
-// fields is libaudit 3.0.9's field table. The printed name is the one here;
+// fieldTable is libaudit 3.0.9's field table, indexed by field number (an array is
+// static data: nothing to build at process start). The printed name is the one here;
 // "loginuid" is accepted as another spelling of "auid".
-var fields = map[uint32]fieldInfo{
+var fieldTable = [...]fieldInfo{
 	FieldPID:        {"pid", kindNum, false},
 	FieldUID:        {"uid", kindUID, false},
 	FieldEUID:       {"euid", kindUID, false},
@@ -76,17 +79,28 @@ var fields = map[uint32]fieldInfo{
 	FieldFilterKey:  {"key", kindString, false},
 }
 
-var fieldByName = func() map[string]uint32 {
+// fieldInfoOf returns a field number's entry in the table, and whether it has one.
+func fieldInfoOf(id uint32) (fieldInfo, bool) {
+	if id >= uint32(len(fieldTable)) || fieldTable[id].name == "" {
+		return fieldInfo{}, false
+	}
+	return fieldTable[id], true
+}
+
+// fieldByName maps every accepted spelling to the field number; built on first use.
+var fieldByName = sync.OnceValue(func() map[string]uint32 {
 	m := map[string]uint32{"loginuid": FieldLoginUID}
-	for id, f := range fields {
-		m[f.name] = id
+	for id, f := range fieldTable {
+		if f.name != "" {
+			m[f.name] = uint32(id)
+		}
 	}
 	return m
-}()
+})
 
 // isStringField reports whether a field's value lives in the rule's buf.
 func isStringField(id uint32) bool {
-	f, ok := fields[id]
+	f, ok := fieldInfoOf(id)
 	return ok && f.kind == kindString
 }
 
@@ -136,47 +150,51 @@ func compareNames(v uint32) (string, string, bool) {
 	return "", "", false
 }
 
-// userMsgTypes are the user-space record types that libaudit.h names and
+// userMsgTypes returns the user-space record types that libaudit.h names and
 // linux/audit.h does not (the ones an exclude or user rule may name).
-var userMsgTypes = map[string]int{
-	"USER_AUTH": 1100, "USER_ACCT": 1101, "USER_MGMT": 1102, "CRED_ACQ": 1103,
-	"CRED_DISP": 1104, "USER_START": 1105, "USER_END": 1106, "USER_CHAUTHTOK": 1108,
-	"USER_ERR": 1109, "CRED_REFR": 1110, "USYS_CONFIG": 1111, "USER_LOGIN": 1112,
-	"USER_LOGOUT": 1113, "ADD_USER": 1114, "DEL_USER": 1115, "ADD_GROUP": 1116,
-	"DEL_GROUP": 1117, "DAC_CHECK": 1118, "CHGRP_ID": 1119, "TEST": 1120,
-	"TRUSTED_APP": 1121, "USER_SELINUX_ERR": 1122, "USER_CMD": 1123,
-	"CHUSER_ID": 1125, "GRP_AUTH": 1126, "SYSTEM_BOOT": 1127,
-	"SYSTEM_SHUTDOWN": 1128, "SYSTEM_RUNLEVEL": 1129, "SERVICE_START": 1130,
-	"SERVICE_STOP": 1131, "GRP_MGMT": 1132, "GRP_CHAUTHTOK": 1133,
-	"MAC_CHECK": 1134, "ACCT_LOCK": 1135, "ACCT_UNLOCK": 1136, "USER_DEVICE": 1137,
-	"SOFTWARE_UPDATE":     1138,
-	"ANOM_LOGIN_FAILURES": 2100, "ANOM_LOGIN_TIME": 2101, "ANOM_LOGIN_SESSIONS": 2102,
-	"ANOM_LOGIN_ACCT": 2103, "ANOM_LOGIN_LOCATION": 2104, "ANOM_MAX_DAC": 2105,
-	"ANOM_MAX_MAC": 2106, "ANOM_AMTU_FAIL": 2107, "ANOM_RBAC_FAIL": 2108,
-	"ANOM_RBAC_INTEGRITY_FAIL": 2109, "ANOM_CRYPTO_FAIL": 2110,
-	"ANOM_ACCESS_FS": 2111, "ANOM_EXEC": 2112, "ANOM_MK_EXEC": 2113,
-	"ANOM_ADD_ACCT": 2114, "ANOM_DEL_ACCT": 2115, "ANOM_MOD_ACCT": 2116,
-	"ANOM_ROOT_TRANS": 2117, "ANOM_LOGIN_SERVICE": 2118,
-	"RESP_ANOMALY": 2200, "RESP_ALERT": 2201, "RESP_KILL_PROC": 2202,
-	"RESP_TERM_ACCESS": 2203, "RESP_ACCT_REMOTE": 2204, "RESP_ACCT_LOCK_TIMED": 2205,
-	"RESP_ACCT_UNLOCK_TIMED": 2206, "RESP_ACCT_LOCK": 2207, "RESP_TERM_LOCK": 2208,
-	"RESP_SEBOOL": 2209, "RESP_EXEC": 2210, "RESP_SINGLE": 2211, "RESP_HALT": 2212,
-	"RESP_ORIGIN_BLOCK": 2213, "RESP_ORIGIN_BLOCK_TIMED": 2214,
-	"USER_ROLE_CHANGE": 2300, "ROLE_ASSIGN": 2301, "ROLE_REMOVE": 2302,
-	"LABEL_OVERRIDE": 2303, "LABEL_LEVEL_CHANGE": 2304, "USER_LABELED_EXPORT": 2305,
-	"USER_UNLABELED_EXPORT": 2306, "DEV_ALLOC": 2307, "DEV_DEALLOC": 2308,
-	"FS_RELABEL": 2309, "USER_MAC_POLICY_LOAD": 2310, "ROLE_MODIFY": 2311,
-	"USER_MAC_CONFIG_CHANGE": 2312, "USER_MAC_STATUS": 2313,
-	"CRYPTO_TEST_USER": 2400, "CRYPTO_PARAM_CHANGE_USER": 2401,
-	"CRYPTO_LOGIN": 2402, "CRYPTO_LOGOUT": 2403, "CRYPTO_KEY_USER": 2404,
-	"CRYPTO_FAILURE_USER": 2405, "CRYPTO_REPLAY_USER": 2406,
-	"CRYPTO_SESSION": 2407, "CRYPTO_IKE_SA": 2408, "CRYPTO_IPSEC_SA": 2409,
-	"VIRT_CONTROL": 2500, "VIRT_RESOURCE": 2501, "VIRT_MACHINE_ID": 2502,
-	"VIRT_INTEGRITY_CHECK": 2503, "VIRT_CREATE": 2504, "VIRT_DESTROY": 2505,
-	"VIRT_MIGRATE_IN": 2506, "VIRT_MIGRATE_OUT": 2507,
+func userMsgTypes() map[string]int {
+	return map[string]int{
+		"USER_AUTH": 1100, "USER_ACCT": 1101, "USER_MGMT": 1102, "CRED_ACQ": 1103,
+		"CRED_DISP": 1104, "USER_START": 1105, "USER_END": 1106, "USER_CHAUTHTOK": 1108,
+		"USER_ERR": 1109, "CRED_REFR": 1110, "USYS_CONFIG": 1111, "USER_LOGIN": 1112,
+		"USER_LOGOUT": 1113, "ADD_USER": 1114, "DEL_USER": 1115, "ADD_GROUP": 1116,
+		"DEL_GROUP": 1117, "DAC_CHECK": 1118, "CHGRP_ID": 1119, "TEST": 1120,
+		"TRUSTED_APP": 1121, "USER_SELINUX_ERR": 1122, "USER_CMD": 1123,
+		"CHUSER_ID": 1125, "GRP_AUTH": 1126, "SYSTEM_BOOT": 1127,
+		"SYSTEM_SHUTDOWN": 1128, "SYSTEM_RUNLEVEL": 1129, "SERVICE_START": 1130,
+		"SERVICE_STOP": 1131, "GRP_MGMT": 1132, "GRP_CHAUTHTOK": 1133,
+		"MAC_CHECK": 1134, "ACCT_LOCK": 1135, "ACCT_UNLOCK": 1136, "USER_DEVICE": 1137,
+		"SOFTWARE_UPDATE":     1138,
+		"ANOM_LOGIN_FAILURES": 2100, "ANOM_LOGIN_TIME": 2101, "ANOM_LOGIN_SESSIONS": 2102,
+		"ANOM_LOGIN_ACCT": 2103, "ANOM_LOGIN_LOCATION": 2104, "ANOM_MAX_DAC": 2105,
+		"ANOM_MAX_MAC": 2106, "ANOM_AMTU_FAIL": 2107, "ANOM_RBAC_FAIL": 2108,
+		"ANOM_RBAC_INTEGRITY_FAIL": 2109, "ANOM_CRYPTO_FAIL": 2110,
+		"ANOM_ACCESS_FS": 2111, "ANOM_EXEC": 2112, "ANOM_MK_EXEC": 2113,
+		"ANOM_ADD_ACCT": 2114, "ANOM_DEL_ACCT": 2115, "ANOM_MOD_ACCT": 2116,
+		"ANOM_ROOT_TRANS": 2117, "ANOM_LOGIN_SERVICE": 2118,
+		"RESP_ANOMALY": 2200, "RESP_ALERT": 2201, "RESP_KILL_PROC": 2202,
+		"RESP_TERM_ACCESS": 2203, "RESP_ACCT_REMOTE": 2204, "RESP_ACCT_LOCK_TIMED": 2205,
+		"RESP_ACCT_UNLOCK_TIMED": 2206, "RESP_ACCT_LOCK": 2207, "RESP_TERM_LOCK": 2208,
+		"RESP_SEBOOL": 2209, "RESP_EXEC": 2210, "RESP_SINGLE": 2211, "RESP_HALT": 2212,
+		"RESP_ORIGIN_BLOCK": 2213, "RESP_ORIGIN_BLOCK_TIMED": 2214,
+		"USER_ROLE_CHANGE": 2300, "ROLE_ASSIGN": 2301, "ROLE_REMOVE": 2302,
+		"LABEL_OVERRIDE": 2303, "LABEL_LEVEL_CHANGE": 2304, "USER_LABELED_EXPORT": 2305,
+		"USER_UNLABELED_EXPORT": 2306, "DEV_ALLOC": 2307, "DEV_DEALLOC": 2308,
+		"FS_RELABEL": 2309, "USER_MAC_POLICY_LOAD": 2310, "ROLE_MODIFY": 2311,
+		"USER_MAC_CONFIG_CHANGE": 2312, "USER_MAC_STATUS": 2313,
+		"CRYPTO_TEST_USER": 2400, "CRYPTO_PARAM_CHANGE_USER": 2401,
+		"CRYPTO_LOGIN": 2402, "CRYPTO_LOGOUT": 2403, "CRYPTO_KEY_USER": 2404,
+		"CRYPTO_FAILURE_USER": 2405, "CRYPTO_REPLAY_USER": 2406,
+		"CRYPTO_SESSION": 2407, "CRYPTO_IKE_SA": 2408, "CRYPTO_IPSEC_SA": 2409,
+		"VIRT_CONTROL": 2500, "VIRT_RESOURCE": 2501, "VIRT_MACHINE_ID": 2502,
+		"VIRT_INTEGRITY_CHECK": 2503, "VIRT_CREATE": 2504, "VIRT_DESTROY": 2505,
+		"VIRT_MIGRATE_IN": 2506, "VIRT_MIGRATE_OUT": 2507,
+	}
 }
 
-var msgTypeByName, msgTypeNames = func() (map[string]uint32, map[uint32]string) {
+// msgTypes returns the record types by name and the printed name of each number; built on
+// first use (most commands never parse or print a msgtype field).
+var msgTypes = sync.OnceValues(func() (map[string]uint32, map[uint32]string) {
 	byName := map[string]uint32{}
 	names := map[uint32]string{}
 	add := func(m map[string]int) {
@@ -187,7 +205,16 @@ var msgTypeByName, msgTypeNames = func() (map[string]uint32, map[uint32]string) 
 			}
 		}
 	}
-	add(kernelMsgTypes)
-	add(userMsgTypes)
+	add(kernelMsgTypes())
+	add(userMsgTypes())
 	return byName, names
-}()
+})
+
+func msgTypeByName() map[string]uint32 { m, _ := msgTypes(); return m }
+func msgTypeNames() map[uint32]string  { _, m := msgTypes(); return m }
+
+// The generated errno tables (zerrno.go), built on first use.
+var (
+	errnoNames   = sync.OnceValue(newErrnoNames)
+	errnoPrinted = sync.OnceValue(newErrnoPrinted)
+)

@@ -160,7 +160,7 @@ func formatField(b *strings.Builder, f Field, watch, lossless bool) {
 		// auditctl reads "\ " as a space in a word; auditctl -l prints the bare value.
 		f.Str = escapeWord(f.Str)
 	}
-	info, known := fields[f.Type]
+	info, known := fieldInfoOf(f.Type)
 	op := opSymbol(f.Op)
 	if !known {
 		fmt.Fprintf(b, " f%d%s%d", f.Type, op, int32(f.Value))
@@ -211,7 +211,7 @@ func formatField(b *strings.Builder, f Field, watch, lossless bool) {
 	case kindString:
 		v = f.Str
 	case kindMsgType:
-		if n, ok := msgTypeNames[f.Value]; ok {
+		if n, ok := msgTypeNames()[f.Value]; ok {
 			v = n
 		} else {
 			v = strconv.Itoa(int(int32(f.Value)))
@@ -226,7 +226,7 @@ func formatField(b *strings.Builder, f Field, watch, lossless bool) {
 		if abs < 0 {
 			abs = -abs
 		}
-		if n, ok := errnoPrinted[int(abs)]; ok && e < 0 {
+		if n, ok := errnoPrinted()[int(abs)]; ok && e < 0 {
 			v = "-" + n
 		} else {
 			v = strconv.Itoa(int(e))

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Machine is a CPU architecture with a syscall table. Only the machines
@@ -13,9 +14,9 @@ type Machine struct {
 	Name string // libaudit's name: x86_64, i386, aarch64
 	ELF  uint32 // AUDIT_ARCH_* value stored in the arch field
 
-	names   []string       // syscall number -> printed name ("" if none)
-	byName  map[string]int // every accepted spelling -> number
-	compat  *Machine       // the 32-bit ABI of a 64-bit machine (b32)
+	names   []string              // syscall number -> printed name ("" if none)
+	byName  func() map[string]int // every accepted spelling -> number, built on first use
+	compat  *Machine              // the 32-bit ABI of a 64-bit machine (b32)
 	is64bit bool
 }
 
@@ -41,16 +42,23 @@ func init() {
 	MachineX86_64.compat = MachineI386
 }
 
-func newMachine(name string, elf uint32, names []string, aliases map[string]int) *Machine {
-	m := &Machine{Name: name, ELF: elf, names: names, byName: map[string]int{}, is64bit: elf&arch64Bit != 0}
-	for nr, n := range names {
-		if n != "" {
-			m.byName[n] = nr
+// newMachine describes a machine. Its name index is built on the first lookup: three
+// tables of ~450 names would otherwise be built at every process start, `harden version`
+// included, while only commands that parse audit rules need one of them.
+func newMachine(name string, elf uint32, names []string, aliases func() map[string]int) *Machine {
+	m := &Machine{Name: name, ELF: elf, names: names, is64bit: elf&arch64Bit != 0}
+	m.byName = sync.OnceValue(func() map[string]int {
+		byName := make(map[string]int, len(names))
+		for nr, n := range names {
+			if n != "" {
+				byName[n] = nr
+			}
 		}
-	}
-	for n, nr := range aliases {
-		m.byName[n] = nr
-	}
+		for n, nr := range aliases() {
+			byName[n] = nr
+		}
+		return byName
+	})
 	return m
 }
 
@@ -85,7 +93,7 @@ func machineByELF(elf uint32) *Machine {
 
 // Syscall returns the number of a syscall name, or false.
 func (m *Machine) Syscall(name string) (int, bool) {
-	nr, ok := m.byName[name]
+	nr, ok := m.byName()[name]
 	return nr, ok
 }
 

@@ -533,10 +533,10 @@ func (s *lineState) compare(arg string) *Error {
 	if a == "" || b == "" {
 		return s.errf(arg, "-C %s: a field name is missing", arg)
 	}
-	if _, known := fieldByName[a]; !known {
+	if _, known := fieldByName()[a]; !known {
 		return s.errf(arg, "-C %s: unknown field %q", arg, a)
 	}
-	if _, known := fieldByName[b]; !known {
+	if _, known := fieldByName()[b]; !known {
 		return s.errf(arg, "-C %s: unknown field %q", arg, b)
 	}
 	if !s.listSet || s.rule.Filter != FilterExit {
@@ -550,7 +550,10 @@ func (s *lineState) compare(arg string) *Error {
 	return nil
 }
 
-func canonicalName(n string) string { return fields[fieldByName[n]].name }
+func canonicalName(n string) string {
+	f, _ := fieldInfoOf(fieldByName()[n])
+	return f.name
+}
 
 // finish is auditctl's end of setopt and handle_request: append the key,
 // default to all syscalls.
@@ -593,7 +596,7 @@ func (s *lineState) field(pair string) *Error {
 	if v == "" {
 		return s.errf(pair, "-F %s: value missing", pair)
 	}
-	id, known := fieldByName[name]
+	id, known := fieldByName()[name]
 	if !known {
 		return s.errf(pair, "-F %s: unknown field %q", pair, name)
 	}
@@ -802,7 +805,7 @@ func (s *lineState) exitValue(pair, v string) (uint32, *Error) {
 		return s.numValue(pair, v, true)
 	}
 	name, neg := strings.CutPrefix(v, "-")
-	n, ok := errnoNames[name]
+	n, ok := errnoNames()[name]
 	if !ok {
 		return 0, s.errf(pair, "-F %s: unknown errno name %q", pair, name)
 	}
@@ -816,7 +819,7 @@ func (s *lineState) msgTypeValue(pair, v string) (uint32, *Error) {
 	if isDigit(v[0]) {
 		return s.numValue(pair, v, false)
 	}
-	if n, ok := msgTypeByName[v]; ok {
+	if n, ok := msgTypeByName()[v]; ok {
 		return n, nil
 	}
 	return 0, s.errf(pair, "-F %s: unknown record type %q", pair, v)

@@ -146,11 +146,46 @@ func (r *Rule) Normalize() *Rule {
 }
 
 // Key identifies a rule the way the kernel does when it compares rules
-// (delete, duplicate check): its normalized bytes.
+// (delete, duplicate check): two rules have the same key exactly when their
+// normalized bytes (Normalize, then Marshal) are the same. It holds the
+// same words without the marshalled struct's padding of unused field slots
+// (~1 KB a rule, most of it zeros; the field count is in both), and is built
+// without copying the rule: the audit step keys every rule of every plan.
 func (r *Rule) Key() string {
-	b, err := r.Normalize().Marshal()
-	if err != nil {
-		return ""
+	if len(r.Fields) > MaxFields {
+		return "" // as Marshal: no kernel rule has this key
+	}
+	buflen := 0
+	for _, f := range r.Fields {
+		if isStringField(f.Type) {
+			buflen += len(f.Str)
+		}
+	}
+	b := make([]byte, 0, 4*(3+bitmaskWords+3*len(r.Fields)+1)+buflen)
+	ne := binary.NativeEndian
+	b = ne.AppendUint32(b, uint32(r.Filter)) // never the prepend flag: the kernel forgets it
+	b = ne.AppendUint32(b, uint32(r.Action))
+	b = ne.AppendUint32(b, uint32(len(r.Fields)))
+	for i, w := range r.Mask {
+		if i == bitmaskWords-1 && r.Filter != FilterTask {
+			w &^= 0xFFFF0000 // the class bits, as Normalize clears them
+		}
+		b = ne.AppendUint32(b, w)
+	}
+	for _, f := range r.Fields {
+		v := f.Value
+		if isStringField(f.Type) {
+			v = uint32(len(f.Str))
+		}
+		b = ne.AppendUint32(b, f.Type)
+		b = ne.AppendUint32(b, v)
+		b = ne.AppendUint32(b, uint32(f.Op))
+	}
+	b = ne.AppendUint32(b, uint32(buflen))
+	for _, f := range r.Fields {
+		if isStringField(f.Type) {
+			b = append(b, f.Str...)
+		}
 	}
 	return string(b)
 }

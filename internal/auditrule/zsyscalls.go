@@ -368,10 +368,12 @@ var syscallNamesX86_64 = [...]string{
 	450: "set_mempolicy_home_node",
 }
 
-// syscallAliasesX86_64 are other accepted spellings (kernel names where libaudit prints another).
-var syscallAliasesX86_64 = map[string]int{
-	"pread64":  17,
-	"pwrite64": 18,
+// syscallAliasesX86_64 returns the other accepted spellings (kernel names where libaudit prints another).
+func syscallAliasesX86_64() map[string]int {
+	return map[string]int{
+		"pread64":  17,
+		"pwrite64": 18,
+	}
 }
 
 // syscallNamesI386 holds the i386 syscall names by number (from /usr/include/x86_64-linux-gnu/asm/unistd_32.h).
@@ -818,10 +820,12 @@ var syscallNamesI386 = [...]string{
 	450: "set_mempolicy_home_node",
 }
 
-// syscallAliasesI386 are other accepted spellings (kernel names where libaudit prints another).
-var syscallAliasesI386 = map[string]int{
-	"kexec_load":                   283,
-	"sched_rr_get_interval_time64": 423,
+// syscallAliasesI386 returns the other accepted spellings (kernel names where libaudit prints another).
+func syscallAliasesI386() map[string]int {
+	return map[string]int{
+		"kexec_load":                   283,
+		"sched_rr_get_interval_time64": 423,
+	}
 }
 
 // syscallNamesAArch64 holds the aarch64 syscall names by number (from /usr/include/asm-generic/unistd.h (arm64 configuration)).
@@ -1134,10 +1138,12 @@ var syscallNamesAArch64 = [...]string{
 	450: "set_mempolicy_home_node",
 }
 
-// syscallAliasesAArch64 are other accepted spellings (kernel names where libaudit prints another).
-var syscallAliasesAArch64 = map[string]int{
-	"fstat":      80,
-	"getdents64": 61,
-	"pread64":    67,
-	"pwrite64":   68,
+// syscallAliasesAArch64 returns the other accepted spellings (kernel names where libaudit prints another).
+func syscallAliasesAArch64() map[string]int {
+	return map[string]int{
+		"fstat":      80,
+		"getdents64": 61,
+		"pread64":    67,
+		"pwrite64":   68,
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +121,31 @@ func TestLogrusLinesHaveTheJournalShape(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Bytes(), &obj))
 	assert.Equal(t, map[string]string{"MESSAGE": "freshclam: timed out", "PRIORITY": "4", "SYSLOG_IDENTIFIER": "harden",
 		"HARDEN_RUN_ID": "r", "HARDEN_STEP": "clamav", "HARDEN_BAD_KEY_": "3"}, obj)
+}
+
+// The checks are loops for start-up's sake; they must accept exactly what journald's rule
+// (and the MESSAGE_ID form) written as regexps accepts.
+func TestFieldAndIDChecksMatchTheirRegexps(t *testing.T) {
+	fieldRE := regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+	idRE := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	inputs := []string{"", "A", "a", "_A", "1A", "A_1", "HARDEN_STEP", "A-B", "ÄB", "AÄ",
+		strings.Repeat("A", 64), strings.Repeat("A", 65), MsgRun, strings.ToUpper(MsgRun), MsgRun + "0", MsgRun[1:]}
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := "AZaz09_-fgÄ"
+	for range 5000 {
+		b := make([]byte, r.IntN(70))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		inputs = append(inputs, string(b))
+	}
+	for i := range 2000 {
+		b := []byte(MsgRun)
+		b[i%32] = alphabet[r.IntN(len(alphabet))]
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		assert.Equal(t, fieldRE.MatchString(in), validField(in), "field %q", in)
+		assert.Equal(t, idRE.MatchString(in), validMessageID(in), "message id %q", in)
+	}
 }

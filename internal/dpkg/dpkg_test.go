@@ -111,3 +111,19 @@ func TestIsInstalled(t *testing.T) {
 		assert.Equal(t, want, ok, name)
 	}
 }
+
+// The parser streams the file through a fixed buffer: a field line longer than the buffer,
+// and a last line without a newline, read as if the file were held whole.
+func TestParseStatusLongLinesAndNoFinalNewline(t *testing.T) {
+	long := "Depends: " + strings.Repeat("libfoo (>= 1.0), ", scanBuffer/8)
+	in := "Package: a\n" + long + "\nStatus: install ok installed\nVersion: " + strings.Repeat("9", scanBuffer+10) + "\n\n" +
+		"Package: b\nDescription: x\n " + strings.Repeat("y", 3*scanBuffer) + "\nStatus: install ok installed\nVersion: 2"
+	pkgs, err := ParseStatus("status", []byte(in))
+	require.NoError(t, err)
+	require.Len(t, pkgs, 2)
+	assert.Equal(t, strings.Repeat("9", scanBuffer+10), pkgs[0].Version)
+	assert.Equal(t, Pkg{Name: "b", Version: "2", State: "installed"}, pkgs[1])
+
+	_, err = ParseStatus("status", []byte(in+"\n"+strings.Repeat("z", 2*scanBuffer)+"\n"))
+	require.ErrorContains(t, err, "status:11: want \"Field: value\"", "line numbers count long lines once")
+}

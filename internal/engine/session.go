@@ -58,13 +58,13 @@ func SaveReport(root fsroot.Root, p *policy.Policy, r *Report) error {
 		if err := r.WriteJSON(&b); err == nil {
 			// Not world-readable: the report holds every change's diff, the audit rules
 			// among them, which /etc/audit/rules.d keeps 0640.
-			errs = append(errs, root.WriteState(reportPath(p.Run.Report, r.DryRun), b.Bytes(), ReportPerm))
+			errs = append(errs, root.WriteReport(reportPath(p.Run.Report, r.DryRun), b.Bytes(), ReportPerm))
 		}
 	}
 	if p.Run.Metrics != "" {
 		var b bytes.Buffer
 		if err := r.WriteMetrics(&b); err == nil {
-			errs = append(errs, root.WriteState(reportPath(p.Run.Metrics, r.DryRun), b.Bytes(), 0o644))
+			errs = append(errs, root.WriteReport(reportPath(p.Run.Metrics, r.DryRun), b.Bytes(), 0o644))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

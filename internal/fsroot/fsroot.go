@@ -342,7 +342,7 @@ func (r Root) WriteFileChecked(name string, data []byte, perm fs.FileMode, check
 			uid, gid = int(st.Uid), int(st.Gid)
 		}
 	}
-	return true, r.replaceChecked(name, data, perm, uid, gid, true, check)
+	return true, r.replaceChecked(name, data, perm, uid, gid, true, check, true)
 }
 
 // WriteState writes harden's own state (reports, metrics, records of what it did) atomically
@@ -353,6 +353,19 @@ func (r Root) WriteState(name string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	return r.replace(name, data, perm, -1, -1, false)
+}
+
+// WriteReport writes a report that every run replaces (the last run's JSON report, the
+// metrics textfile) like WriteState, but without fsync. Durability buys nothing for a file
+// the next run rewrites and the journal already holds what it says, while two fsyncs (file
+// and directory) cost a journal commit each on every boot: milliseconds, and hundreds of
+// them on a busy disk. After a crash the file holds the previous report, this one, or (on
+// file systems that do not order data before the rename) nothing.
+func (r Root) WriteReport(name string, data []byte, perm fs.FileMode) error {
+	if err := r.check(name); err != nil {
+		return err
+	}
+	return r.replaceChecked(name, data, perm, -1, -1, false, nil, false)
 }
 
 // WriteExisting writes data into an existing file in place, creating nothing: for kernel
@@ -371,12 +384,12 @@ func (r Root) WriteExisting(name string, data []byte) error {
 
 // replace writes name atomically, with a backup of the old file when backup is set.
 func (r Root) replace(name string, data []byte, perm fs.FileMode, uid, gid int, backup bool) error {
-	return r.replaceChecked(name, data, perm, uid, gid, backup, nil)
+	return r.replaceChecked(name, data, perm, uid, gid, backup, nil, true)
 }
 
 // replaceChecked is replace with check (when not nil) run on the staged file's host path
-// before the rename.
-func (r Root) replaceChecked(name string, data []byte, perm fs.FileMode, uid, gid int, backup bool, check func(string) error) error {
+// before the rename; durable fsyncs the file before the rename and the directory after it.
+func (r Root) replaceChecked(name string, data []byte, perm fs.FileMode, uid, gid int, backup bool, check func(string) error, durable bool) error {
 	if err := r.MkdirAll(path.Dir(path.Clean(name)), 0o755); err != nil {
 		return err
 	}
@@ -390,7 +403,7 @@ func (r Root) replaceChecked(name string, data []byte, perm fs.FileMode, uid, gi
 		return err
 	}
 	defer dir.Close()
-	if err := writeAtomicAt(dir, base, data, perm, uid, gid, check); err != nil {
+	if err := writeAtomicAt(dir, base, data, perm, uid, gid, check, durable); err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) || check != nil {
 			return err // the check's own error, as it said it
@@ -400,10 +413,10 @@ func (r Root) replaceChecked(name string, data []byte, perm fs.FileMode, uid, gi
 	return nil
 }
 
-// writeAtomicAt writes base in the directory dir: a temporary file next to it, fsynced,
-// renamed over it, and the directory fsynced. Every call names dir by descriptor, so nothing
-// is looked up by path again.
-func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid, gid int, check func(string) error) error {
+// writeAtomicAt writes base in the directory dir: a temporary file next to it, fsynced when
+// durable, renamed over it, and the directory fsynced when durable. Every call names dir by
+// descriptor, so nothing is looked up by path again.
+func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid, gid int, check func(string) error, durable bool) error {
 	dfd := int(dir.Fd())
 	tmp := ".harden-tmp-" + randomSuffix()
 	fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -429,8 +442,10 @@ func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid
 			return err
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
@@ -453,6 +468,9 @@ func writeAtomicAt(dir *os.File, base string, data []byte, perm fs.FileMode, uid
 	if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return dir.Sync()
 }

@@ -75,6 +75,25 @@ func TestWriteStateMakesNoBackup(t *testing.T) {
 	require.ErrorIs(t, err, fs.ErrNotExist)
 }
 
+// A report is replaced whole (rename), with its mode, no backup and no temporary file left.
+func TestWriteReportReplacesWithoutBackup(t *testing.T) {
+	r := New(t.TempDir()).WithBackupDir("/backup")
+	require.NoError(t, r.WriteReport("/var/lib/harden/last-run.json", []byte("1"), 0o644))
+	require.NoError(t, r.WriteReport("/var/lib/harden/last-run.json", []byte("22"), 0o640))
+	got, err := r.ReadFile("/var/lib/harden/last-run.json")
+	require.NoError(t, err)
+	require.Equal(t, "22", string(got))
+	fi, err := r.Stat("/var/lib/harden/last-run.json")
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o640), fi.Mode().Perm())
+	entries, err := r.ReadDir("/var/lib/harden")
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file left")
+	_, err = r.Stat("/backup")
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.Error(t, r.WriteReport("relative", nil, 0o644))
+}
+
 // The check sees the staged file, next to the target, under a name no *.conf glob
 // reads; a refused file never reaches its name and leaves no temporary behind.
 func TestWriteFileCheckedStagesBeforeTheRename(t *testing.T) {

@@ -15,6 +15,7 @@ package kvconf
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -62,7 +63,9 @@ func Parse(data []byte, s Syntax) *File {
 	text := string(data)
 	f.finalNewline = strings.HasSuffix(text, "\n")
 	text = strings.TrimSuffix(text, "\n")
-	for _, raw := range strings.Split(text, "\n") {
+	raws := strings.Split(text, "\n")
+	f.lines = make([]line, 0, len(raws)+8) // room for the keys a plan adds
+	for _, raw := range raws {
 		f.lines = append(f.lines, f.parseLine(raw))
 	}
 	return f
@@ -166,7 +169,11 @@ func (f *File) Set(key string, values ...string) (bool, error) {
 		}
 	}
 	changed := false
-	var kept []line
+	// The lines are edited in place: kept shares f.lines' array and is only ever behind the
+	// loop's read position (lines are dropped, never added, inside it). A login.defs is
+	// ~400 lines and a plan sets a dozen keys; copying every line for every key was most of
+	// the accounts step's memory.
+	kept := f.lines[:0]
 	n := 0
 	insertAt := -1 // index in kept after which new values go
 	sep := ""
@@ -203,7 +210,7 @@ func (f *File) Set(key string, values ...string) (bool, error) {
 		if insertAt >= 0 {
 			pos = insertAt + 1
 		}
-		kept = append(kept[:pos], append(add, kept[pos:]...)...)
+		kept = slices.Insert(kept, pos, add...)
 		changed = true
 		f.finalNewline = true
 	}
@@ -247,6 +254,11 @@ func (f *File) render(indent, key, sep, value string) line {
 // Bytes renders the file. An unchanged File renders exactly the bytes it was parsed from.
 func (f *File) Bytes() []byte {
 	var b bytes.Buffer
+	size := len(f.lines)
+	for _, l := range f.lines {
+		size += len(l.raw)
+	}
+	b.Grow(size)
 	for i, l := range f.lines {
 		if i > 0 {
 			b.WriteByte('\n')

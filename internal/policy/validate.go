@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 
@@ -78,14 +77,12 @@ func (v *validator) run() {
 	}
 }
 
-var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
-
 func (v *validator) os() {
 	o := v.p.OS
 	if o.ID == "" {
 		v.errorf("os.id", "required (the os-release ID, e.g. ubuntu)")
 	}
-	if o.MinVersion != "latest-lts" && !versionRE.MatchString(o.MinVersion) {
+	if o.MinVersion != "latest-lts" && !validVersion(o.MinVersion) {
 		v.errorf("os.min_version", "want latest-lts or a version like 24.04, got %q", o.MinVersion)
 	}
 	if o.MinVersion == "latest-lts" && o.ID != "ubuntu" {
@@ -133,10 +130,8 @@ func (v *validator) privateNetworks() []netip.Prefix {
 	return out
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`)
-
 func (v *validator) allowRule(at string, r AllowRule, private []netip.Prefix, names map[string]bool) {
-	if !nameRE.MatchString(r.Name) {
+	if !validName(r.Name) {
 		v.errorf(at+".name", "want a short name of a-z, 0-9, _ . - (got %q)", r.Name)
 	} else if names[r.Name] {
 		v.errorf(at+".name", "duplicate allow rule name %q", r.Name)
@@ -191,13 +186,10 @@ func insideAny(c netip.Prefix, outer []netip.Prefix) bool {
 	return false
 }
 
-var sysctlKeyRE = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
-var moduleRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
-
 func (v *validator) kernel() {
 	for k, val := range v.p.Kernel.Sysctl {
 		switch {
-		case !sysctlKeyRE.MatchString(k):
+		case !validSysctlKey(k):
 			v.errorf("kernel.sysctl."+k, "not a sysctl key like net.ipv4.tcp_syncookies")
 		case strings.ContainsAny(val, "\n\r") || strings.TrimSpace(val) == "":
 			v.errorf("kernel.sysctl."+k, "want a one-line, non-empty value")
@@ -207,7 +199,7 @@ func (v *validator) kernel() {
 		}
 	}
 	for i, m := range v.p.Kernel.DisableModules {
-		if !moduleRE.MatchString(m) {
+		if !validModule(m) {
 			v.errorf(fmt.Sprintf("kernel.disable_modules[%d]", i), "not a module name: %q", m)
 		}
 	}
@@ -226,10 +218,6 @@ var sshdOwnedKeys = map[string]string{
 	"clientaliveinterval": "sshd.client_alive_interval", "clientalivecountmax": "sshd.client_alive_count_max",
 }
 
-var sshdKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*$`)
-
-var maxStartupsRE = regexp.MustCompile(`^[0-9]+(:[0-9]+:[0-9]+)?$`)
-
 func (v *validator) sshd() {
 	s := v.p.SSHD
 	if s.MaxAuthTries < 1 || s.MaxAuthTries > 10 {
@@ -243,7 +231,7 @@ func (v *validator) sshd() {
 	if s.MaxSessions < 1 || s.MaxSessions > 100 {
 		v.errorf("sshd.max_sessions", "want 1-100 (0 refuses every shell), got %d", s.MaxSessions)
 	}
-	if !maxStartupsRE.MatchString(s.MaxStartups) {
+	if !validMaxStartups(s.MaxStartups) {
 		v.errorf("sshd.max_startups", "want start or start:rate:full like 10:30:60, got %q", s.MaxStartups)
 	}
 	if s.ClientAliveInterval < 0 || (s.ClientAliveInterval.D()%time.Second) != 0 {
@@ -256,7 +244,7 @@ func (v *validator) sshd() {
 		field := "sshd.settings." + k
 		if owner, ok := sshdOwnedKeys[strings.ToLower(k)]; ok {
 			v.errorf(field, "set this through %s", owner)
-		} else if !sshdKeyRE.MatchString(k) {
+		} else if !validSSHDKey(k) {
 			v.errorf(field, "not an sshd_config keyword")
 		} else if strings.ContainsAny(val, "\n\r") || strings.TrimSpace(val) == "" {
 			v.errorf(field, "want a one-line, non-empty value")
@@ -273,7 +261,7 @@ func (v *validator) accounts() {
 		v.errorf("accounts.pwquality.maxrepeat", "want 0 (off) or more")
 	}
 	v.oneOf("accounts.login_defs.encrypt_method", a.LoginDefs.EncryptMethod, "YESCRYPT", "SHA512")
-	if !regexp.MustCompile(`^0?[0-7]{3}$`).MatchString(a.LoginDefs.Umask) {
+	if !validUmask(a.LoginDefs.Umask) {
 		v.errorf("accounts.login_defs.umask", "want an octal umask like 027, got %q", a.LoginDefs.Umask)
 	}
 	if a.LoginDefs.PassMinDays < 0 || a.LoginDefs.PassMaxDays < 1 || a.LoginDefs.PassMinDays > a.LoginDefs.PassMaxDays {
@@ -327,17 +315,15 @@ func checkAuditRule(text string) error {
 // anyID accepts any user or group name: which exist is the machine's business.
 func anyID(string) (uint32, error) { return 0, nil }
 
-var packageRE = regexp.MustCompile(`^[a-z0-9*?][a-z0-9+.*?-]*(:[a-z0-9]+)?$`)
-
 func (v *validator) packages() {
 	p := v.p.Packages
 	for i, n := range p.Remove {
-		if !packageRE.MatchString(n) || strings.ContainsAny(n, "*?") {
+		if !validPackage(n) || strings.ContainsAny(n, "*?") {
 			v.errorf(fmt.Sprintf("packages.remove[%d]", i), "not a package name: %q (no globs in remove)", n)
 		}
 	}
 	for i, n := range p.Approved {
-		if !packageRE.MatchString(n) {
+		if !validPackage(n) {
 			v.errorf(fmt.Sprintf("packages.approved[%d]", i), "not a package name or glob: %q", n)
 		}
 	}
@@ -395,13 +381,11 @@ func (v *validator) clamav() {
 	}
 }
 
-var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.(service|socket|timer|path|mount|automount|swap|target|device|slice|scope)$`)
-
 func (v *validator) services() {
 	seen := map[string]bool{}
 	for i, s := range v.p.Services.Allow {
 		at := fmt.Sprintf("services.allow[%d]", i)
-		if !unitRE.MatchString(s.Name) {
+		if !validUnitName(s.Name) {
 			v.errorf(at+".name", "want a unit name with its type, like ssh.service (got %q)", s.Name)
 		} else if seen[s.Name] {
 			v.errorf(at+".name", "duplicate unit %q", s.Name)

@@ -178,12 +178,30 @@ func (c *Conn) ListUnits(ctx context.Context, names ...string) ([]Unit, error) {
 	if err != nil {
 		return nil, wrap("list units", names, err)
 	}
+	return units(st), nil
+}
+
+// ListLoadedUnits implements Manager.
+func (c *Conn) ListLoadedUnits(ctx context.Context, patterns ...string) ([]Unit, error) {
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	if patterns == nil {
+		patterns = []string{}
+	}
+	st, err := c.sd.ListUnitsByPatternsContext(ctx, []string{}, patterns)
+	if err != nil {
+		return nil, wrap("list units", patterns, err)
+	}
+	return units(st), nil
+}
+
+func units(st []sd.UnitStatus) []Unit {
 	out := make([]Unit, 0, len(st))
 	for _, u := range st {
 		out = append(out, Unit{Name: u.Name, Description: u.Description, LoadState: u.LoadState,
 			ActiveState: u.ActiveState, SubState: u.SubState, Job: Job{ID: u.JobId, Type: u.JobType}})
 	}
-	return out, nil
+	return out
 }
 
 // Mask implements Manager. runtime=false puts the link under /etc so it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +140,30 @@ func TestListUnits(t *testing.T) {
 	assert.Equal(t, "not-found", byName[1].LoadState)
 	assert.False(t, byName[1].Exists())
 	assert.False(t, byName[1].Active())
+}
+
+// ListLoadedUnits filters by name without loading anything: an unknown name is left out,
+// not reported as not-found.
+func TestListLoadedUnits(t *testing.T) {
+	e := newEnv(t, systemd.Options{})
+	running := e.pick(t, "running service", func(s systemdtest.UnitSpec) bool { return s.SubState == "running" })
+	units, err := e.m.ListLoadedUnits(ctxT(t), running.Name, "no-such-thing.service")
+	require.NoError(t, err)
+	require.Len(t, units, 1)
+	assert.Equal(t, running.Name, units[0].Name)
+	assert.True(t, units[0].Active())
+
+	sockets, err := e.m.ListLoadedUnits(ctxT(t), "*.socket")
+	require.NoError(t, err)
+	require.NotEmpty(t, sockets)
+	for _, u := range sockets {
+		assert.True(t, strings.HasSuffix(u.Name, ".socket"), u.Name)
+	}
+	all, err := e.m.ListLoadedUnits(ctxT(t))
+	require.NoError(t, err)
+	everything, err := e.m.ListUnits(ctxT(t))
+	require.NoError(t, err)
+	assert.Len(t, all, len(everything), "no pattern: every loaded unit")
 }
 
 func TestMaskReloadUnmask(t *testing.T) {

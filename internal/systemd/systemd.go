@@ -152,6 +152,10 @@ type Manager interface {
 	// ListUnits lists loaded units. With names, it reports exactly those
 	// units, loading them if needed (LoadState "not-found" for unknown ones).
 	ListUnits(ctx context.Context, names ...string) ([]Unit, error)
+	// ListLoadedUnits lists the loaded units whose names match any of the
+	// glob patterns (all loaded units when none are given). Unlike ListUnits
+	// with names, it never loads a unit.
+	ListLoadedUnits(ctx context.Context, patterns ...string) ([]Unit, error)
 
 	// Mask masks unit files persistently (a /dev/null link under /etc), so
 	// the mask holds on a boot where harden does not run. Like systemctl, it

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/harden-dev/harden/internal/auditnl"
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/textdiff"
 )
 
@@ -53,6 +55,13 @@ type Step struct {
 	resolve func(string) (string, error)
 	// adds maps the rule-add changes of the last plan to their rules (see Apply).
 	adds map[*engine.Change]*auditrule.Rule
+	// last is the desired state of the last plan's policy: the runner plans again right
+	// after Apply to verify, and parsing (and keying) every rule twice is wasted work.
+	last struct {
+		policy *policy.Policy
+		root   string
+		want   *desired
+	}
 }
 
 // New returns the audit step. client nil means the kernel, opened on first use (so that
@@ -97,19 +106,11 @@ type kernelState struct {
 // Plan implements engine.Step. It only reads.
 func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
 	offline := s.client == nil && env.Root.Dir() != "/"
-	stat, resolve := s.stat, s.resolve
-	if offline {
-		// The rules are for the machine the tree will boot, which resolves watched paths in
-		// the tree: a watch whose parent exists on the build host but not in the image would
-		// make auditctl -R (audit-rules.service) stop at that line on the image's first boot.
-		stat = env.Root.Stat
-		resolve = func(p string) (string, error) { return resolveInRoot(env.Root.Dir(), p) }
-	}
-	want, err := wantStateOn(env.Policy.Audit, withOwnDirs(stat), resolve, rootIDs(env.Root))
+	want, err := s.desired(env, offline)
 	if err != nil {
 		return nil, err
 	}
-	p := &engine.Plan{Findings: want.findings}
+	p := &engine.Plan{Findings: slices.Clone(want.findings)}
 	s.adds = map[*engine.Change]*auditrule.Rule{}
 	if offline {
 		return s.offlinePlan(env, want, p)
@@ -201,6 +202,29 @@ func (ownDir) Mode() fs.FileMode  { return fs.ModeDir | 0o755 }
 func (ownDir) ModTime() time.Time { return time.Time{} }
 func (ownDir) IsDir() bool        { return true }
 func (ownDir) Sys() any           { return nil }
+
+// desired returns the state the policy asks for, computed once per policy and root: the
+// runner plans again right after Apply to verify, and parsing (and keying) every rule twice
+// is wasted work. offline: the rules are for the machine the tree will boot, which resolves
+// watched paths in the tree: a watch whose parent exists on the build host but not in the
+// image would make auditctl -R (audit-rules.service) stop at that line on the image's first
+// boot.
+func (s *Step) desired(env *engine.Env, offline bool) (*desired, error) {
+	if s.last.want != nil && s.last.policy == env.Policy && s.last.root == env.Root.Dir() {
+		return s.last.want, nil
+	}
+	stat, resolve := s.stat, s.resolve
+	if offline {
+		stat = env.Root.Stat
+		resolve = func(p string) (string, error) { return resolveInRoot(env.Root.Dir(), p) }
+	}
+	want, err := wantStateOn(env.Policy.Audit, withOwnDirs(stat), resolve, rootIDs(env.Root))
+	if err != nil {
+		return nil, err
+	}
+	s.last.policy, s.last.root, s.last.want = env.Policy, env.Root.Dir(), want
+	return want, nil
+}
 
 // offlinePlan is the plan under --root (an image being prepared, a test): the kernel
 // belongs to the machine running harden, not to the tree under the root, so only the files
@@ -383,13 +407,22 @@ func statusText(name string, v uint32) string {
 // rest of the wanted list is added after them in order. On a converged machine both are
 // empty; one missing rule at the end costs one add.
 func diffRules(have []*auditrule.Rule, want []wantRule) (dels []*auditrule.Rule, adds []wantRule) {
-	wantKeys := map[string]bool{}
+	wantKeys := make(map[string]bool, len(want))
 	for _, w := range want {
-		wantKeys[w.rule.Key()] = true
+		wantKeys[w.key] = true
 	}
-	byList := func(f auditrule.Filter) (h []*auditrule.Rule, w []wantRule) {
-		for _, r := range have {
-			if r.Filter == f {
+	// Each kernel rule is keyed once: a key is the rule's bytes, and a list has hundreds.
+	type haveRule struct {
+		rule *auditrule.Rule
+		key  string
+	}
+	haveKeyed := make([]haveRule, len(have))
+	for i, r := range have {
+		haveKeyed[i] = haveRule{r, r.Key()}
+	}
+	byList := func(f auditrule.Filter) (h []haveRule, w []wantRule) {
+		for _, r := range haveKeyed {
+			if r.rule.Filter == f {
 				h = append(h, r)
 			}
 		}
@@ -403,23 +436,23 @@ func diffRules(have []*auditrule.Rule, want []wantRule) (dels []*auditrule.Rule,
 	for _, f := range filtersOf(have, want) {
 		h, w := byList(f)
 		// The kernel's wanted rules, in kernel order; the common head with w is kept.
-		var kept []*auditrule.Rule
+		var kept []haveRule
 		for _, r := range h {
-			if wantKeys[r.Key()] {
+			if wantKeys[r.key] {
 				kept = append(kept, r)
 			}
 		}
 		n := 0
-		for n < len(kept) && n < len(w) && kept[n].Key() == w[n].rule.Key() {
+		for n < len(kept) && n < len(w) && kept[n].key == w[n].key {
 			n++
 		}
-		keep := map[string]bool{}
+		keep := make(map[string]bool, n)
 		for _, r := range kept[:n] {
-			keep[r.Key()] = true
+			keep[r.key] = true
 		}
 		for _, r := range h {
-			if !keep[r.Key()] {
-				dels = append(dels, r)
+			if !keep[r.key] {
+				dels = append(dels, r.rule)
 			}
 		}
 		adds = append(adds, w[n:]...)
@@ -447,9 +480,9 @@ func filtersOf(have []*auditrule.Rule, want []wantRule) []auditrule.Filter {
 }
 
 func (s *Step) deleteChanges(dels []*auditrule.Rule, want *desired) []*engine.Change {
-	wanted := map[string]bool{}
+	wanted := make(map[string]bool, len(want.rules))
 	for _, w := range want.rules {
-		wanted[w.rule.Key()] = true
+		wanted[w.key] = true
 	}
 	var out []*engine.Change
 	for _, r := range dels {

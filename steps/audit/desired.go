@@ -19,6 +19,7 @@ import (
 // wantRule is one rule the policy asks for, with the policy field that asks.
 type wantRule struct {
 	rule   *auditrule.Rule // normalized: as the kernel lists it
+	key    string          // rule.Key(), computed once
 	reason string          // "audit.baseline" (line N) or "audit.rules[i]"
 }
 
@@ -207,7 +208,7 @@ func kernelOrder(all []wantRule, findings []*engine.Finding) ([]wantRule, []*eng
 		if _, ok := lists[n.Filter]; !ok {
 			filters = append(filters, n.Filter)
 		}
-		nw := wantRule{rule: n, reason: w.reason}
+		nw := wantRule{rule: n, key: k, reason: w.reason}
 		if w.rule.Prepend {
 			lists[n.Filter] = append([]wantRule{nw}, lists[n.Filter]...)
 		} else {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -148,8 +147,23 @@ type diff struct {
 }
 
 // ifaceName splits a per-interface key, net.ipv4.conf.eth0.rp_filter, into its family part,
-// interface and setting; ok is false for any other key.
-var ifaceName = regexp.MustCompile(`^(net\.ipv[46]\.conf)\.([^.]+)\.(.+)$`)
+// interface and setting; ok is false for any other key. It is what the regexp
+// ^(net\.ipv[46]\.conf)\.([^.]+)\.(.+)$ matches, without a regexp compiled at every process
+// start (TestIfaceNameMatchesItsRegexp).
+func ifaceName(key string) (family, iface, setting string, ok bool) {
+	for _, f := range []string{"net.ipv4.conf", "net.ipv6.conf"} {
+		rest, found := strings.CutPrefix(key, f+".")
+		if !found {
+			continue
+		}
+		iface, setting, found = strings.Cut(rest, ".")
+		if !found || iface == "" || setting == "" {
+			return "", "", "", false
+		}
+		return f, iface, setting, true
+	}
+	return "", "", "", false
+}
 
 // groupByInterface puts the per-interface copies of one setting (all, default and every
 // interface, each its own /proc/sys file) into one group, so a plan shows one line for
@@ -158,12 +172,12 @@ func groupByInterface(diffs []diff) [][]diff {
 	var groups [][]diff
 	index := map[string]int{}
 	for _, d := range diffs {
-		m := ifaceName.FindStringSubmatch(d.Name)
-		if m == nil {
+		family, _, setting, ok := ifaceName(d.Name)
+		if !ok {
 			groups = append(groups, []diff{d})
 			continue
 		}
-		key := m[1] + "\x00" + m[3] + "\x00" + d.Value + "\x00" + d.Reason
+		key := family + "\x00" + setting + "\x00" + d.Value + "\x00" + d.Reason
 		if i, ok := index[key]; ok {
 			groups[i] = append(groups[i], d)
 			continue
@@ -184,11 +198,11 @@ func (s *Step) change(ps procSys, g []diff) *engine.Change {
 		c.Do = s.setter(ps, c, first.live)
 		return c
 	}
-	m := ifaceName.FindStringSubmatch(first.Name)
+	family, _, setting, _ := ifaceName(first.Name)
 	var ifaces, befores []string
 	same := true
 	for _, d := range g {
-		iface := ifaceName.FindStringSubmatch(d.Name)[2]
+		_, iface, _, _ := ifaceName(d.Name)
 		ifaces = append(ifaces, iface)
 		befores = append(befores, iface+"="+d.cur)
 		same = same && d.cur == first.cur
@@ -197,7 +211,7 @@ func (s *Step) change(ps procSys, g []diff) *engine.Change {
 	if same {
 		before = first.cur
 	}
-	c := &engine.Change{Object: fmt.Sprintf("sysctl %s.{%s}.%s", m[1], strings.Join(ifaces, ","), m[3]),
+	c := &engine.Change{Object: fmt.Sprintf("sysctl %s.{%s}.%s", family, strings.Join(ifaces, ","), setting),
 		Action: engine.ActionSet, Before: before, After: first.Value, Reason: first.Reason}
 	c.Do = func(ctx context.Context) error {
 		var refused []string
@@ -206,7 +220,8 @@ func (s *Step) change(ps procSys, g []diff) *engine.Change {
 			var r *engine.Refusal
 			switch {
 			case errors.As(err, &r):
-				refused = append(refused, ifaceName.FindStringSubmatch(d.Name)[2]+": "+r.Why)
+				_, iface, _, _ := ifaceName(d.Name)
+				refused = append(refused, iface+": "+r.Why)
 			case err != nil:
 				return err
 			}

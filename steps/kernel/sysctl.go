@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"io/fs"
 	"path"
 	"sort"
 	"strconv"
@@ -97,8 +98,9 @@ func resolve(ps procSys, settings []setting, keep func(string) bool) ([]live, er
 	var out []live
 	index := map[string]int{}
 	literal := map[string]bool{}
+	listed := map[string][]fs.DirEntry{} // each directory is read once a plan, not once a key
 	for _, s := range settings {
-		paths, err := expand(ps, s.Key)
+		paths, err := expand(ps, s.Key, listed)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +130,8 @@ func resolve(ps procSys, settings []setting, keep func(string) bool) ([]live, er
 func hasGlob(key string) bool { return strings.ContainsAny(key, "*?[") }
 
 // expand turns a dotted key into paths, expanding glob segments against the directory.
-func expand(ps procSys, key string) ([]string, error) {
+// listed keeps the directories already read, for the next key.
+func expand(ps procSys, key string, listed map[string][]fs.DirEntry) ([]string, error) {
 	dirs := []string{ps.dir}
 	for _, seg := range strings.Split(key, ".") {
 		var next []string
@@ -137,9 +140,13 @@ func expand(ps procSys, key string) ([]string, error) {
 				next = append(next, path.Join(d, seg))
 				continue
 			}
-			entries, err := ps.root.ReadDir(d)
-			if err != nil {
-				return nil, fmt.Errorf("sysctl %s: %w", key, err)
+			entries, ok := listed[d]
+			if !ok {
+				var err error
+				if entries, err = ps.root.ReadDir(d); err != nil {
+					return nil, fmt.Errorf("sysctl %s: %w", key, err)
+				}
+				listed[d] = entries
 			}
 			for _, e := range entries {
 				if ok, _ := path.Match(seg, e.Name()); ok {

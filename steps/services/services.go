@@ -82,7 +82,11 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	obs, err := observe(ctx, env, m)
+	allow, order := desired(env.Policy)
+	if env.Policy.ClamAV.Enabled {
+		holdWithoutSignatures(allow, env.Root)
+	}
+	obs, err := observe(ctx, env, m, allow)
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +94,6 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		return nil, err
 	}
 	ap := &applier{m: m, recs: obs.recs, restarts: env.Restarts, noWait: obs.afterSelf}
-	allow, order := desired(env.Policy)
-	if env.Policy.ClamAV.Enabled {
-		holdWithoutSignatures(allow, env.Root)
-	}
 	starting := map[string]bool{}
 	for _, name := range order {
 		planWanted(p, ap, obs, allow[name], starting)
@@ -130,16 +130,22 @@ func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error
 	return err
 }
 
-func observe(ctx context.Context, env *engine.Env, m systemd.Manager) (*observed, error) {
-	files, err := m.ListUnitFiles(ctx)
-	if err != nil {
-		return nil, err
-	}
-	units, err := m.ListUnits(ctx)
-	if err != nil {
-		return nil, err
-	}
+// observe asks systemd about the units in the plan's scope only (see scope): their unit
+// files' states and, of those loaded, their run states.
+func observe(ctx context.Context, env *engine.Env, m systemd.Manager, allow map[string]want) (*observed, error) {
 	recs, err := loadRecords(env.Root)
+	if err != nil {
+		return nil, err
+	}
+	names, err := scope(env.Root, allow, recs, env.Restarts.Pending())
+	if err != nil {
+		return nil, err
+	}
+	files, err := m.ListUnitFiles(ctx, names...)
+	if err != nil {
+		return nil, err
+	}
+	units, err := m.ListLoadedUnits(ctx, names...)
 	if err != nil {
 		return nil, err
 	}

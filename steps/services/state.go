@@ -44,6 +44,17 @@ func loadRecords(root fsroot.Root) (*records, error) {
 	return r, nil
 }
 
+// names lists the recorded units.
+func (r *records) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.set))
+	for n := range r.set {
+		out = append(out, n)
+	}
+	return out
+}
+
 func (r *records) has(name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -57,8 +57,11 @@ type Step struct {
 	opts Options
 
 	mu      sync.Mutex
-	algos   algorithms // `ssh -Q` answers, once per step
-	dumpCfg *bool      // whether sshd has -G (OpenSSH 9.6+)
+	algos   algorithms    // `ssh -Q` answers, once per step
+	dumpCfg bool          // whether sshd has -G (OpenSSH 9.6+), once dumpRun is closed
+	dumpRun chan struct{} // the -G probe: nil until started, closed when done
+	asked   bool          // the answers came from running the binaries (see ProbeRecord)
+	loaded  bool          // ProbeRecord was tried
 }
 
 // New returns the sshd step.
@@ -105,7 +108,13 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	dirs, werr := walk(env.Root, MainConfig, 0)
 	keys := hostKeys(env.Root, dirs)
+	if !s.loaded && !s.opts.Offline {
+		s.loaded = true
+		s.loadProbes(env)
+	}
+	probed := s.probeDump(ctx, env) // runs beside planCrypto's ssh -Q queries
 	crypto, err := s.planCrypto(ctx, env, p, keys)
+	<-probed // done within Plan: the plan's context ends with it
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +166,11 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 
 // Apply implements engine.Step.
 func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
-	return engine.ApplyChanges(ctx, p)
+	if err := engine.ApplyChanges(ctx, p); err != nil {
+		return err
+	}
+	s.saveProbes(ctx, env)
+	return nil
 }
 
 // planCrypto returns the crypto lines the policy asks for, from what this OpenSSH supports.
@@ -241,14 +254,30 @@ func (s *Step) planPrereqs(ctx context.Context, env *engine.Env, keys []hostKey,
 // canDump reports whether sshd has -G (OpenSSH 9.6+): it prints the configuration without
 // the privilege separation directory or host keys, so a converged plan creates nothing.
 func (s *Step) canDump(ctx context.Context, env *engine.Env) bool {
+	<-s.probeDump(ctx, env)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dumpCfg == nil {
-		_, err := env.Exec.Run(ctx, command.Cmd{Name: s.opts.Binary, Args: []string{"-G", "-T", "-f", "/dev/null"}, Timeout: cmdTimeout})
-		ok := err == nil
-		s.dumpCfg = &ok
+	return s.dumpCfg
+}
+
+// probeDump starts the -G probe once per step, in the background, and returns a channel
+// closed when it is done. Plan starts it first thing, so that it runs while the `ssh -Q`
+// queries do: each is a process start.
+func (s *Step) probeDump(ctx context.Context, env *engine.Env) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dumpRun == nil {
+		done := make(chan struct{})
+		s.dumpRun = done
+		go func() {
+			_, err := env.Exec.Run(ctx, command.Cmd{Name: s.opts.Binary, Args: []string{"-G", "-T", "-f", "/dev/null"}, Timeout: cmdTimeout})
+			s.mu.Lock()
+			s.dumpCfg, s.asked = err == nil, true
+			s.mu.Unlock()
+			close(done)
+		}()
 	}
-	return *s.dumpCfg
+	return s.dumpRun
 }
 
 // checkArgs are the sshd arguments to check a view: -t (or -T) with -f, plus a throwaway

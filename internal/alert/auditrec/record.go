@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,37 +40,40 @@ const (
 	TypeLastUserMsg2  uint16 = 2999
 )
 
-// typeNames maps audit.log's type names to numbers, for fixtures copied from audit.log.
-var typeNames = map[string]uint16{
-	"USER_AUTH": 1100, "USER_ACCT": 1101, "USER_MGMT": 1102, "CRED_ACQ": 1103, "CRED_DISP": 1104,
-	"USER_START": 1105, "USER_END": 1106, "USER_AVC": 1107, "USER_CHAUTHTOK": 1108, "USER_ERR": 1109,
-	"CRED_REFR": 1110, "USYS_CONFIG": 1111, "USER_LOGIN": 1112, "USER_LOGOUT": 1113,
-	"ADD_USER": 1114, "DEL_USER": 1115, "ADD_GROUP": 1116, "DEL_GROUP": 1117,
-	"USER_ROLE_CHANGE": 1121, "USER_CMD": 1123, "USER_TTY": 1124, "CRYPTO_KEY_USER": 1126,
-	"CRYPTO_SESSION": 1127, "SERVICE_START": 1130, "SERVICE_STOP": 1131,
-	"SYSCALL": 1300, "PATH": 1302, "IPC": 1303, "SOCKETCALL": 1304, "CONFIG_CHANGE": 1305,
-	"SOCKADDR": 1306, "CWD": 1307, "EXECVE": 1309, "EOE": 1320, "BPRM_FCAPS": 1321,
-	"CAPSET": 1322, "MMAP": 1323, "PROCTITLE": 1327, "LOGIN": 1006,
-	"ANOM_PROMISCUOUS": 1700, "ANOM_ABEND": 1701, "ANOM_LOGIN_FAILURES": 2100,
-	"ANOM_LOGIN_TIME": 2101, "ANOM_LOGIN_SESSIONS": 2102, "ANOM_LOGIN_ACCT": 2103,
-	"ANOM_LOGIN_LOCATION": 2104,
-}
+// typeNames maps audit.log's type names to numbers, for fixtures copied from audit.log, and
+// typeByNumber back; both are built on first use, not at every process start.
+var typeNames = sync.OnceValue(func() map[string]uint16 {
+	return map[string]uint16{
+		"USER_AUTH": 1100, "USER_ACCT": 1101, "USER_MGMT": 1102, "CRED_ACQ": 1103, "CRED_DISP": 1104,
+		"USER_START": 1105, "USER_END": 1106, "USER_AVC": 1107, "USER_CHAUTHTOK": 1108, "USER_ERR": 1109,
+		"CRED_REFR": 1110, "USYS_CONFIG": 1111, "USER_LOGIN": 1112, "USER_LOGOUT": 1113,
+		"ADD_USER": 1114, "DEL_USER": 1115, "ADD_GROUP": 1116, "DEL_GROUP": 1117,
+		"USER_ROLE_CHANGE": 1121, "USER_CMD": 1123, "USER_TTY": 1124, "CRYPTO_KEY_USER": 1126,
+		"CRYPTO_SESSION": 1127, "SERVICE_START": 1130, "SERVICE_STOP": 1131,
+		"SYSCALL": 1300, "PATH": 1302, "IPC": 1303, "SOCKETCALL": 1304, "CONFIG_CHANGE": 1305,
+		"SOCKADDR": 1306, "CWD": 1307, "EXECVE": 1309, "EOE": 1320, "BPRM_FCAPS": 1321,
+		"CAPSET": 1322, "MMAP": 1323, "PROCTITLE": 1327, "LOGIN": 1006,
+		"ANOM_PROMISCUOUS": 1700, "ANOM_ABEND": 1701, "ANOM_LOGIN_FAILURES": 2100,
+		"ANOM_LOGIN_TIME": 2101, "ANOM_LOGIN_SESSIONS": 2102, "ANOM_LOGIN_ACCT": 2103,
+		"ANOM_LOGIN_LOCATION": 2104,
+	}
+})
+
+var typeByNumber = sync.OnceValue(func() map[uint16]string {
+	m := make(map[uint16]string, len(typeNames()))
+	for n, t := range typeNames() {
+		m[t] = n
+	}
+	return m
+})
 
 // TypeName returns audit.log's name of a type ("USER_AUTH"), or "UNKNOWN[1234]".
 func TypeName(t uint16) string {
-	if n, ok := typeByNumber[t]; ok {
+	if n, ok := typeByNumber()[t]; ok {
 		return n
 	}
 	return "UNKNOWN[" + strconv.Itoa(int(t)) + "]"
 }
-
-var typeByNumber = func() map[uint16]string {
-	m := make(map[uint16]string, len(typeNames))
-	for n, t := range typeNames {
-		m[t] = n
-	}
-	return m
-}()
 
 // LogLine formats a record as auditd writes it to audit.log (without enrichment), the form
 // ParseLogLine reads: `harden watch --record FILE` captures fixtures with it.
@@ -79,7 +83,7 @@ func (r *Record) LogLine() string {
 
 // TypeByName returns the number of an audit.log type name ("USER_AUTH"), or of "UNKNOWN[1234]".
 func TypeByName(name string) (uint16, bool) {
-	if t, ok := typeNames[name]; ok {
+	if t, ok := typeNames()[name]; ok {
 		return t, true
 	}
 	if strings.HasPrefix(name, "UNKNOWN[") && strings.HasSuffix(name, "]") {

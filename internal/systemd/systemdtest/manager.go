@@ -55,12 +55,14 @@ func checkNames(names []string) *dbus.Error {
 	return nil
 }
 
+// matchAny is systemd's strv_fnmatch_or_empty(patterns, name, FNM_NOESCAPE): a backslash
+// in a pattern (unit names escape "-" as \x2d) is a plain character, not an escape.
 func matchAny(patterns []string, name string) bool {
 	if len(patterns) == 0 {
 		return true
 	}
 	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
+		if ok, _ := path.Match(strings.ReplaceAll(p, `\`, `\\`), name); ok {
 			return true
 		}
 	}

@@ -9,6 +9,10 @@
 // `auditctl -l`) spells differently: those keep libaudit's spelling as the
 // printed name and accept the kernel's spelling as an alias, so decoded text
 // matches auditctl while rules written with either name parse.
+//
+// Maps are written as functions that build them: a package-level map literal is built at
+// every process start (`harden version` too), while package auditrule builds these on
+// first use. Name tables are arrays, which cost nothing until read.
 package main
 
 import (
@@ -150,8 +154,8 @@ func writeSyscalls(b *bytes.Buffer, arch, goName string, nrs map[string]int, src
 		fmt.Fprintf(b, "\t%d: %q,\n", nr, printed)
 	}
 	b.WriteString("}\n\n")
-	fmt.Fprintf(b, "// syscallAliases%s are other accepted spellings (kernel names where libaudit prints another).\n", goName)
-	fmt.Fprintf(b, "var syscallAliases%s = map[string]int{\n", goName)
+	fmt.Fprintf(b, "// syscallAliases%s returns the other accepted spellings (kernel names where libaudit prints another).\n", goName)
+	fmt.Fprintf(b, "func syscallAliases%s() map[string]int {\n\treturn map[string]int{\n", goName)
 	keys := make([]string, 0, len(aliases))
 	for k := range aliases {
 		keys = append(keys, k)
@@ -160,7 +164,7 @@ func writeSyscalls(b *bytes.Buffer, arch, goName string, nrs map[string]int, src
 	for _, k := range keys {
 		fmt.Fprintf(b, "\t%q: %d,\n", k, aliases[k])
 	}
-	b.WriteString("}\n\n")
+	b.WriteString("}\n}\n\n")
 }
 
 // genericSyscalls evaluates asm-generic/unistd.h for one configuration:
@@ -396,12 +400,12 @@ func writeErrnos(b *bytes.Buffer, dir string) error {
 			printed[byName[name]] = name
 		}
 	}
-	b.WriteString("// errnoNames maps errno names (asm-generic/errno*.h) to numbers.\nvar errnoNames = map[string]int{\n")
+	b.WriteString("// newErrnoNames maps errno names (asm-generic/errno*.h) to numbers.\nfunc newErrnoNames() map[string]int {\n\treturn map[string]int{\n")
 	sort.Strings(order)
 	for _, name := range order {
 		fmt.Fprintf(b, "\t%q: %d,\n", name, byName[name])
 	}
-	b.WriteString("}\n\n// errnoPrinted maps numbers to the name auditctl prints.\nvar errnoPrinted = map[int]string{\n")
+	b.WriteString("}\n}\n\n// newErrnoPrinted maps numbers to the name auditctl prints.\nfunc newErrnoPrinted() map[int]string {\n\treturn map[int]string{\n")
 	nums := make([]int, 0, len(printed))
 	for n := range printed {
 		nums = append(nums, n)
@@ -410,7 +414,7 @@ func writeErrnos(b *bytes.Buffer, dir string) error {
 	for _, n := range nums {
 		fmt.Fprintf(b, "\t%d: %q,\n", n, printed[n])
 	}
-	b.WriteString("}\n")
+	b.WriteString("}\n}\n")
 	return nil
 }
 
@@ -441,10 +445,10 @@ func writeMsgTypes(b *bytes.Buffer, path string) error {
 		out = append(out, kv{m[1], n})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].n < out[j].n || out[i].n == out[j].n && out[i].name < out[j].name })
-	b.WriteString("// kernelMsgTypes are the record types named in linux/audit.h.\nvar kernelMsgTypes = map[string]int{\n")
+	b.WriteString("// kernelMsgTypes returns the record types named in linux/audit.h.\nfunc kernelMsgTypes() map[string]int {\n\treturn map[string]int{\n")
 	for _, e := range out {
 		fmt.Fprintf(b, "\t%q: %d,\n", e.name, e.n)
 	}
-	b.WriteString("}\n")
+	b.WriteString("}\n}\n")
 	return nil
 }

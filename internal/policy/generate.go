@@ -1,0 +1,3 @@
+package policy
+
+//go:generate go test -run TestEmbeddedDefaultIsGenerated -update .
