@@ -234,8 +234,10 @@ func TestApplyConverges(t *testing.T) {
 
 // systemd works a unit file's state out by loading it and scanning every .wants directory,
 // so the plan asks only about the units in its scope: those the unit directories could enable
-// or mask, the allowed ones and harden's own masks. On the Debian server that is well under
-// half of its unit files, and no call lists every unit file or every loaded unit.
+// or mask, the allowed ones, the units other steps own (sshd's nine names across Debian and
+// Ubuntu 26.04, auditd's, ClamAV's, harden's own) with the socket, timer and path units that
+// could start them, and harden's own masks. On the Debian server fixture that is 177 names of
+// 269 unit files, and no call lists every unit file or every loaded unit.
 func TestPlanAsksSystemdOnlyAboutItsScope(t *testing.T) {
 	f := newFixture(t, nil)
 	enginetest.Converges(t, f.env, f.step)
@@ -257,7 +259,7 @@ func TestPlanAsksSystemdOnlyAboutItsScope(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, listed)
-	assert.Less(t, len(listed), files/2, "asked about %d names of %d unit files", len(listed), files)
+	assert.Less(t, len(listed), files*3/4, "asked about %d names of %d unit files: %v", len(listed), files, listed)
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
