@@ -2,12 +2,10 @@ package boot
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/kvconf"
+	"github.com/harden-dev/harden/internal/passwd"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/supervise"
 )
@@ -169,7 +168,7 @@ func (pl *planner) clamdConf() clamdSettings {
 
 // clamdDirs makes clamd's socket directory, which systemd's tmpfiles would make elsewhere.
 func (pl *planner) clamdDirs(c clamdSettings) error {
-	uid, gid, err := lookupUser(pl.root, c.user)
+	uid, gid, err := passwd.LookupUser(pl.root, c.user)
 	if err != nil {
 		return err
 	}
@@ -181,7 +180,7 @@ func (pl *planner) clamdDirs(c clamdSettings) error {
 // for `harden alert virus`) and the watch's lock directory.
 func (pl *planner) watchDirs() error {
 	spool := pl.pol.Alerts.Spool.Dir
-	_, gid, err := lookupUser(pl.root, "clamav")
+	_, gid, err := passwd.LookupUser(pl.root, "clamav")
 	if err != nil {
 		gid = 0 // no ClamAV: nobody else writes the inbox
 	}
@@ -213,25 +212,6 @@ func mkdirOwned(path string, mode os.FileMode, uid, gid int) error {
 		return nil // tests as a user: ownership cannot be given away
 	}
 	return os.Chown(path, uid, gid)
-}
-
-// lookupUser reads /etc/passwd under root (the C library would answer for another tree).
-func lookupUser(root fsroot.Root, name string) (int, int, error) {
-	data, err := root.ReadFile("/etc/passwd")
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) >= 4 && f[0] == name {
-			uid, err1 := strconv.Atoi(f[2])
-			gid, err2 := strconv.Atoi(f[3])
-			if err1 == nil && err2 == nil {
-				return uid, gid, nil
-			}
-		}
-	}
-	return 0, 0, fmt.Errorf("user %q is not in /etc/passwd", name)
 }
 
 // signatureExts are the database files clamd loads signatures from (not the ones that only

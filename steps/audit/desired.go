@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/harden-dev/harden/assets"
@@ -13,6 +12,7 @@ import (
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/passwd"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -301,17 +301,13 @@ type machineIDs struct{ users, groups map[string]uint32 }
 
 func rootIDs(root fsroot.Root) *machineIDs {
 	ids := &machineIDs{users: map[string]uint32{}, groups: map[string]uint32{}}
-	for file, m := range map[string]map[string]uint32{"/etc/passwd": ids.users, "/etc/group": ids.groups} {
-		data, _, _ := root.ReadFileIfExists(file)
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Split(line, ":")
-			if len(f) < 3 {
-				continue
-			}
-			if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
-				m[f[0]] = uint32(n)
-			}
-		}
+	users, _ := passwd.Users(root) // unreadable: no names resolve, each rule naming one is a finding
+	for _, u := range users {
+		ids.users[u.Name] = uint32(u.UID)
+	}
+	groups, _ := passwd.Groups(root)
+	for name, gid := range groups {
+		ids.groups[name] = uint32(gid)
 	}
 	return ids
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/passwd"
 	"github.com/harden-dev/harden/internal/policy"
 )
 
@@ -163,19 +164,9 @@ func planClamdTempDir(env *engine.Env, p *engine.Plan, user string) error {
 // lookupUser reads uid and gid from /etc/passwd under the root (the root may be an image
 // tree, so the C library's lookup would answer for the wrong machine).
 func lookupUser(env *engine.Env, name string) (int, int, error) {
-	data, err := env.Root.ReadFile("/etc/passwd")
+	uid, gid, err := passwd.LookupUser(env.Root, name)
 	if err != nil {
-		return 0, 0, fmt.Errorf("looking up clamd's user %q: %w", name, err)
+		return 0, 0, fmt.Errorf("clamd's user: %w (is clamav-daemon installed?)", err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) >= 4 && f[0] == name {
-			uid, err1 := strconv.Atoi(f[2])
-			gid, err2 := strconv.Atoi(f[3])
-			if err1 == nil && err2 == nil {
-				return uid, gid, nil
-			}
-		}
-	}
-	return 0, 0, fmt.Errorf("clamd's user %q is not in /etc/passwd (is clamav-daemon installed?)", name)
+	return uid, gid, nil
 }
