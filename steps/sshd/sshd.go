@@ -42,8 +42,10 @@ type Options struct {
 	Keygen string
 	// PrivsepDir is sshd's compiled-in privilege separation directory; `sshd
 	// -t` and `-T` (before OpenSSH 9.6's -G) refuse to run without it. systemd
-	// creates it (RuntimeDirectory=sshd) only while ssh.service runs, so harden
-	// creates it when it needs it, as a planned change. Default /run/sshd.
+	// creates it (RuntimeDirectory=sshd) only while ssh.service runs; harden's
+	// own units ask systemd for it too, and elsewhere (a run by hand while sshd
+	// is stopped) harden creates it when it needs it, as a planned change.
+	// Default /run/sshd.
 	PrivsepDir string
 	// Offline means the root is an image tree, not this machine: no host keys
 	// are made in it (every clone would share them), and the crypto lines wait
