@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,7 +75,25 @@ func AcquireIn(ctx context.Context, root fsroot.Root, name string, exclusive boo
 		return nil, err
 	}
 	dir.Close() // the file's lock holds from here
+	if exclusive {
+		// Who holds it, for the error of a run that gives up waiting (a person at a
+		// terminal wants "harden freshclam, pid 812, for 40 s", not only "another run").
+		// Best effort: the lock holds whether or not this is written.
+		line := fmt.Sprintf("%s (pid %d) since %s\n", strings.Join(os.Args, " "), os.Getpid(), time.Now().Format(time.RFC3339))
+		if f.Truncate(0) == nil {
+			_, _ = f.WriteAt([]byte(line), 0)
+		}
+	}
 	return &Lock{files: []*os.File{f}}, nil
+}
+
+// holder reads what the run holding the lock wrote into the lock file ("" when it is not
+// known: a directory lock, an older harden, an unreadable file).
+func holder(f *os.File) string {
+	var b [512]byte
+	n, _ := f.ReadAt(b[:], 0)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	return strings.TrimSpace(line)
 }
 
 // flock takes a lock on f, retrying until deadline or ctx ends.
@@ -88,7 +107,11 @@ func flock(ctx context.Context, f *os.File, how int, deadline time.Time, name st
 			return fmt.Errorf("lock %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("another harden run holds %s (waited %s)", name, wait)
+			who := ""
+			if h := holder(f); h != "" {
+				who = ": " + h
+			}
+			return fmt.Errorf("another harden run holds %s%s (waited %s; --lock-wait waits longer)", name, who, wait)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -290,6 +291,9 @@ func TestLockIsExclusiveForApplyAndSharedForDryRun(t *testing.T) {
 	require.NoError(t, err)
 	_, err = engine.Acquire(ctx, path, false, 100*time.Millisecond)
 	require.ErrorContains(t, err, "another harden run holds")
+	// The waiting run is told who holds it: the holder wrote its command line and pid.
+	assert.ErrorContains(t, err, fmt.Sprintf("(pid %d) since ", os.Getpid()))
+	assert.ErrorContains(t, err, "(waited 100ms; --lock-wait waits longer)")
 	require.NoError(t, apply.Release())
 
 	d1, err := engine.Acquire(ctx, path, false, time.Second)
