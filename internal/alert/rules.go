@@ -196,10 +196,13 @@ func syscallAttrs(ev *auditrec.Event, key string) map[string]string {
 
 // changedPaths lists the PATH records' names that were touched: the objects themselves, not
 // the PARENT directory records a create/rename/unlink also logs (unless that is all there is).
-// Relative names are joined to the CWD record.
+// Relative names are joined to the CWD record when the syscall resolved them against the CWD;
+// under another directory descriptor (an *at call given an open directory, as harden's own
+// writes are) the record does not say which directory, so the name stays relative rather than
+// being placed in the wrong one. Unnamed objects ("?", "(null)") are left out.
 func changedPaths(ev *auditrec.Event) string {
 	cwd := ""
-	if c := ev.First(auditrec.TypeCwd); c != nil {
+	if c := ev.First(auditrec.TypeCwd); c != nil && cwdRelative(ev.First(auditrec.TypeSyscall)) {
 		cwd = c.Get("cwd")
 	}
 	var objs, parents []string
@@ -208,7 +211,7 @@ func changedPaths(ev *auditrec.Event) string {
 			continue
 		}
 		name := rec.Get("name")
-		if name == "" {
+		if name == "" || name == "?" || name == "(null)" {
 			continue
 		}
 		if !strings.HasPrefix(name, "/") && cwd != "" {
@@ -252,6 +255,47 @@ func readOnlyOpen(sc *auditrec.Record) bool {
 	}
 	const wr = 0x1 | 0x2 | 0x40 | 0x200 // O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
 	return flags&wr == 0
+}
+
+// cwdRelative reports whether the syscall resolves a relative name against the CWD: true for
+// calls without a directory descriptor, and for *at calls given AT_FDCWD (-100, logged as
+// ffffff9c) in every directory argument.
+func cwdRelative(sc *auditrec.Record) bool {
+	if sc == nil {
+		return true
+	}
+	for _, arg := range dirfdArgs(sc.Get("arch"), sc.Get("syscall")) {
+		if v := sc.Get(arg); v != "ffffff9c" && v != "ffffffffffffff9c" {
+			return false
+		}
+	}
+	return true
+}
+
+// dirfdArgs are the arguments of an *at syscall that hold directory descriptors (a switch,
+// not a table: nothing is built at process start).
+func dirfdArgs(arch, nr string) []string {
+	switch arch {
+	case "c000003e": // x86_64
+		switch nr {
+		case "257", "437", "258", "259", "260", "263", "268", "280", "322", "452": // openat, openat2, mkdirat, mknodat, fchownat, unlinkat, fchmodat, utimensat, execveat, fchmodat2
+			return []string{"a0"}
+		case "264", "265", "316": // renameat, linkat, renameat2
+			return []string{"a0", "a2"}
+		case "266": // symlinkat
+			return []string{"a1"}
+		}
+	case "c00000b7": // aarch64
+		switch nr {
+		case "56", "437", "34", "33", "54", "35", "53", "88", "281", "452":
+			return []string{"a0"}
+		case "38", "37", "276":
+			return []string{"a0", "a2"}
+		case "36":
+			return []string{"a1"}
+		}
+	}
+	return nil
 }
 
 // isExec: execve/execveat, logged under a critical-file key by perm=x rules (the audit

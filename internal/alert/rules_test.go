@@ -216,6 +216,32 @@ func TestCriticalFileWritesNotReads(t *testing.T) {
 	}
 }
 
+// A relative name is placed in the CWD only when the syscall resolved it there. harden's own
+// writes (openat in a directory it opened by descriptor, as the VM's audit log shows them) name
+// only the file: joined to the CWD they read "/audit.rules", a file nobody wrote.
+func TestRelativeNamesUnderADirectoryDescriptorStayRelative(t *testing.T) {
+	event := func(a0 string) *auditrec.Event {
+		var recs []*auditrec.Record
+		for _, l := range []struct {
+			typ  uint16
+			text string
+		}{
+			{auditrec.TypeSyscall, `audit(1.000:7): arch=c000003e syscall=257 success=yes exit=3 a0=` + a0 + ` a1=c0004a2f30 a2=80241 a3=180 ppid=1 pid=1005 auid=4294967295 uid=0 gid=0 euid=0 comm="harden" exe="/usr/local/sbin/harden" key="audit_config"`},
+			{auditrec.TypeCwd, `audit(1.000:7): cwd="/"`},
+			{auditrec.TypePath, `audit(1.000:7): item=0 name="/etc/audit/rules.d" inode=12 nametype=PARENT`},
+			{auditrec.TypePath, `audit(1.000:7): item=1 name="audit.rules" inode=13 nametype=CREATE`},
+			{auditrec.TypePath, `audit(1.000:7): item=2 name=(null) inode=14 nametype=NORMAL`},
+		} {
+			r, err := auditrec.Parse(l.typ, l.text)
+			require.NoError(t, err)
+			recs = append(recs, &r)
+		}
+		return &auditrec.Event{Records: recs}
+	}
+	assert.Equal(t, "audit.rules", changedPaths(event("7")), "openat(fd 7, ...)")
+	assert.Equal(t, "/audit.rules", changedPaths(event("ffffff9c")), "openat(AT_FDCWD, ...) with CWD /")
+}
+
 func TestUnkeyedAndUnrelatedEventsAreQuiet(t *testing.T) {
 	r := newRules(0, time.Minute)
 	rec, err := auditrec.Parse(auditrec.TypeSyscall, `audit(1.000:1): arch=c000003e syscall=257 key="other"`)
