@@ -11,7 +11,11 @@ import (
 // applier makes one plan's changes. It remembers whether unit files changed
 // since the last daemon-reload: systemd keeps using a unit's old load state
 // (masked or not) until it reloads, so a start after an unmask must reload
-// first, and masks must be reloaded before the step ends.
+// first (stale), and masks and enablements must be reloaded before the step
+// ends (dirty). An enable alone does not make a start wait for a reload: its
+// links change what other units pull in, not the unit being started. Under
+// QEMU a reload takes 12-15 s, and a first boot used to pay one per enabled
+// unit.
 type applier struct {
 	m        systemd.Manager
 	recs     *records
@@ -19,6 +23,7 @@ type applier struct {
 
 	mu    sync.Mutex
 	dirty bool
+	stale bool
 	// folded are queued restarts that a planned start makes unnecessary.
 	folded map[string]bool
 	// noWait are units whose start is only queued, not waited for: they are
@@ -26,18 +31,34 @@ type applier struct {
 	noWait map[string]bool
 }
 
-func (a *applier) setDirty() {
+// setDirty notes a change systemd must reload before the step ends; stale,
+// one it must reload before it starts a unit.
+func (a *applier) setDirty(stale bool) {
 	a.mu.Lock()
 	a.dirty = true
+	a.stale = a.stale || stale
 	a.mu.Unlock()
 }
 
-func (a *applier) reloadIfDirty(ctx context.Context) error {
+// reloadIfDirty reloads when anything changed since the last reload (at the
+// end of the step).
+func (a *applier) reloadIfDirty(ctx context.Context) error { return a.reloadIf(ctx, false) }
+
+// reloadIfStale reloads when a load state changed since the last reload
+// (before a start or restart).
+func (a *applier) reloadIfStale(ctx context.Context) error { return a.reloadIf(ctx, true) }
+
+func (a *applier) reloadIf(ctx context.Context, onlyStale bool) error {
 	a.mu.Lock()
-	dirty := a.dirty
-	a.dirty = false
+	need := a.dirty
+	if onlyStale {
+		need = a.stale
+	}
+	if need {
+		a.dirty, a.stale = false, false
+	}
 	a.mu.Unlock()
-	if !dirty {
+	if !need {
 		return nil
 	}
 	return a.m.DaemonReload(ctx)
@@ -60,7 +81,7 @@ func (a *applier) mask(name string, stop bool) func(context.Context) error {
 		if _, err := a.m.Mask(ctx, name); err != nil {
 			return err
 		}
-		a.setDirty()
+		a.setDirty(true)
 		if err := a.recs.update(name, true); err != nil {
 			return err
 		}
@@ -80,28 +101,28 @@ func (a *applier) unmask(name string) func(context.Context) error {
 		if _, err := a.m.Unmask(ctx, name); err != nil {
 			return err
 		}
-		a.setDirty()
+		a.setDirty(true)
 		return a.recs.update(name, false)
 	}
 }
 
 func (a *applier) enable(name string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if err := a.reloadIfDirty(ctx); err != nil {
-			return err
+		if err := a.reloadIfStale(ctx); err != nil {
+			return err // enabling a unit systemd still holds as masked fails
 		}
 		if _, err := a.m.Enable(ctx, name); err != nil {
 			return err
 		}
 		// systemctl enable reloads too: the new links change dependencies.
-		a.setDirty()
+		a.setDirty(false)
 		return nil
 	}
 }
 
 func (a *applier) start(name string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if err := a.reloadIfDirty(ctx); err != nil {
+		if err := a.reloadIfStale(ctx); err != nil {
 			return err
 		}
 		if a.noWait[name] {
@@ -130,7 +151,7 @@ func (a *applier) stop(name string) func(context.Context) error {
 
 func (a *applier) restart(name string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if err := a.reloadIfDirty(ctx); err != nil {
+		if err := a.reloadIfStale(ctx); err != nil {
 			return err
 		}
 		if _, err := a.m.Restart(ctx, name); err != nil {

@@ -227,9 +227,10 @@ func TestApplyConverges(t *testing.T) {
 	// Foreign masks untouched.
 	assert.Equal(t, "masked", f.fake.FileState("hwclock.service"))
 	assert.NotContains(t, recorded(t, f.env), "hwclock.service")
-	// The reload happened once per batch of unit file changes, not per unit.
-	assert.LessOrEqual(t, f.fake.Reloads(), 3)
-	assert.GreaterOrEqual(t, f.fake.Reloads(), 1)
+	// One reload for the whole run: enabling and starting the wanted units (they come first
+	// in the plan) waits for none, the masks are reloaded once at the end. Under QEMU a
+	// reload is 12-15 s, and a first boot used to pay one per enabled unit.
+	assert.Equal(t, 1, f.fake.Reloads())
 }
 
 // systemd works a unit file's state out by loading it and scanning every .wants directory,
