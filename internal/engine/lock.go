@@ -19,7 +19,12 @@ import (
 const DefaultLockPath = "/run/harden.lock"
 
 // Lock is a held run lock; Release frees it. The kernel frees it too if harden dies.
-type Lock struct{ files []*os.File }
+type Lock struct {
+	files []*os.File
+	// said is the lock file whose holder line this run wrote (an apply's): emptied on
+	// Release, so a run that waits on a later dry-run is not told of this one.
+	said *os.File
+}
 
 // Acquire takes the run lock at path on this machine (see AcquireIn).
 func Acquire(ctx context.Context, path string, exclusive bool, wait time.Duration) (*Lock, error) {
@@ -83,6 +88,7 @@ func AcquireIn(ctx context.Context, root fsroot.Root, name string, exclusive boo
 		if f.Truncate(0) == nil {
 			_, _ = f.WriteAt([]byte(line), 0)
 		}
+		return &Lock{files: []*os.File{f}, said: f}, nil
 	}
 	return &Lock{files: []*os.File{f}}, nil
 }
@@ -124,6 +130,9 @@ func flock(ctx context.Context, f *os.File, how int, deadline time.Time, name st
 // Release frees the lock.
 func (l *Lock) Release() error {
 	var errs []error
+	if l.said != nil {
+		_ = l.said.Truncate(0)
+	}
 	for _, f := range l.files {
 		errs = append(errs, f.Close())
 	}

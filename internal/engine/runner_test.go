@@ -295,6 +295,9 @@ func TestLockIsExclusiveForApplyAndSharedForDryRun(t *testing.T) {
 	assert.ErrorContains(t, err, fmt.Sprintf("(pid %d) since ", os.Getpid()))
 	assert.ErrorContains(t, err, "(waited 100ms; --lock-wait waits longer)")
 	require.NoError(t, apply.Release())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Empty(t, b, "the holder's line goes with its lock: a run waiting on a later dry-run is not told of it")
 
 	d1, err := engine.Acquire(ctx, path, false, time.Second)
 	require.NoError(t, err)
