@@ -17,4 +17,11 @@ func TestBootStepsAreApplysWithoutTheSystemdServicesStep(t *testing.T) {
 	}
 	assert.Equal(t, policy.StepNames[:len(policy.StepNames)-1], names)
 	assert.Equal(t, "services", policy.StepNames[len(policy.StepNames)-1])
+	// One list: apply's steps are boot's, then freshclam (harden boot runs it in the
+	// background) and services.
+	var apply []string
+	for _, s := range buildSteps(stepOptions{root: "/"}) {
+		apply = append(apply, s.Name())
+	}
+	assert.Equal(t, append(names, "freshclam", "services"), apply)
 }
