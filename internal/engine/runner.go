@@ -87,6 +87,8 @@ func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, erro
 		if err := r.runStep(ctx, env, opts, s, sr); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", sr.Name, err))
 			_ = r.Log.StepFailed(sr.Name, err)
+		} else if rec, ok := s.(Recorder); ok && !opts.DryRun {
+			rec.Record(ctx, env)
 		}
 		if !opts.DryRun || opts.Record {
 			r.logStep(sr)

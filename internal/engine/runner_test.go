@@ -500,3 +500,28 @@ func TestSavedReportKeepsTheStepsARunLeftOut(t *testing.T) {
 	require.NoError(t, json.Unmarshal(data, &saved))
 	assert.Equal(t, engine.StatusSkipped, saved.Steps[0].Status)
 }
+
+// recording is a counter that keeps a cache between runs (engine.Recorder).
+type recording struct {
+	counter
+	records int
+}
+
+func (r *recording) Record(context.Context, *engine.Env) { r.records++ }
+
+// A step's cache is written after every run that is not a dry-run, converged or applied,
+// and never after a failed one: Plan stays read-only, a dry-run writes nothing.
+func TestRecorderCalledAfterRunsThatAreNotDryRuns(t *testing.T) {
+	s := &recording{counter: counter{name: "a", want: 1}}
+	run(t, engine.Options{DryRun: true}, s)
+	assert.Zero(t, s.records, "dry-run")
+	run(t, engine.Options{DryRun: true, Record: true}, s)
+	assert.Zero(t, s.records, "dry-run that records findings")
+	run(t, engine.Options{}, s)
+	assert.Equal(t, 1, s.records, "applied")
+	run(t, engine.Options{}, s)
+	assert.Equal(t, 2, s.records, "converged")
+	s.planErr = errors.New("broken")
+	run(t, engine.Options{}, s)
+	assert.Equal(t, 2, s.records, "failed")
+}

@@ -22,6 +22,15 @@ type Step interface {
 	Apply(ctx context.Context, env *Env, p *Plan) error
 }
 
+// Recorder is a step that keeps what is slow to observe and only changes with the machine's
+// software (what an installed program answers to a probe) between runs. The runner calls
+// Record once the step's run has ended without error, converged or applied, and never in a
+// dry-run: Plan stays read-only and a dry-run writes nothing, yet a converged boot still
+// records what it had to ask. Record is a cache write: it cannot fail the run.
+type Recorder interface {
+	Record(ctx context.Context, env *Env)
+}
+
 // Plan is what a step found: changes it can make and findings it cannot fix.
 type Plan struct {
 	Changes  []*Change  `json:"changes"`

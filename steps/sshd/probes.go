@@ -2,6 +2,8 @@ package sshd
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 
 	"golang.org/x/sys/unix"
@@ -10,12 +12,13 @@ import (
 )
 
 // ProbeRecord keeps what this OpenSSH build answered to the step's probes (`ssh -Q` four
-// times, `sshd -G`), for the binaries it asked. The answers only change with the binaries,
-// and asking again is five process starts on every boot: ~1 s of a converged boot under
-// TCG. A plan reads the record when both binaries are still the files it names (path,
-// inode, size, modification and change times: a package upgrade replaces them); Apply
-// writes it after a plan that had to ask. A plan never writes, so a dry-run changes
-// nothing; a machine whose OpenSSH changed asks on every plan until its next apply.
+// times, `sshd -G`) and how it normalised the drop-in's own values (`sshd -T` of the
+// drop-in alone, see reference), for the binaries it asked. The answers only change with
+// the binaries, and asking again is six process starts on every boot: ~1.4 s of a
+// converged boot under TCG. A plan reads the record when both binaries are still the files
+// it names (path, inode, size, modification and change times: a package upgrade replaces
+// them); the step writes it (engine.Recorder) after any run that is not a dry-run and had
+// to ask. A plan never writes, so a dry-run changes nothing.
 const ProbeRecord = "/var/lib/harden/openssh-probes.json"
 
 // binaryID names one version of a file.
@@ -40,6 +43,9 @@ type probeRecord struct {
 	SSHD       binaryID   `json:"sshd"`
 	Algorithms algorithms `json:"algorithms"`
 	DumpConfig bool       `json:"dump_config"` // sshd -G works
+	// References are reference()'s answers by referenceKey: only the ones the last run
+	// used, so the record does not grow with every drop-in the machine ever had.
+	References map[string]map[string]string `json:"references,omitempty"`
 }
 
 // loadProbes takes the probes' answers from the record when it was made for these binaries,
@@ -63,19 +69,21 @@ func (s *Step) loadProbes(env *engine.Env) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.algos, s.dumpCfg, s.dumpRun = rec.Algorithms, rec.DumpConfig, done
+	s.refsKnown = rec.References
 	return true
 }
 
-// saveProbes records the answers of probes this step ran. It is a cache: a failure to
-// write it costs the next plan its probes, not this run its result, so it is not an error.
-func (s *Step) saveProbes(ctx context.Context, env *engine.Env) {
+// Record implements engine.Recorder: it writes the answers of the probes this step had to
+// run. It is a cache: a failure to write it costs the next plan its probes, not this run its
+// result, so it is not an error.
+func (s *Step) Record(ctx context.Context, env *engine.Env) {
 	s.mu.Lock()
-	asked, algos := s.asked, s.algos
+	asked, algos, refs := s.asked || s.refsAsked, s.algos, s.refsUsed
 	s.mu.Unlock()
 	if !asked || algos == nil || s.opts.Offline {
 		return
 	}
-	rec := probeRecord{Algorithms: algos, DumpConfig: s.canDump(ctx, env)}
+	rec := probeRecord{Algorithms: algos, DumpConfig: s.canDump(ctx, env), References: refs}
 	var err1, err2 error
 	rec.SSH, err1 = identify(s.opts.SSH)
 	rec.SSHD, err2 = identify(s.opts.Binary)
@@ -86,5 +94,43 @@ func (s *Step) saveProbes(ctx context.Context, env *engine.Env) {
 	if err != nil {
 		return
 	}
-	_ = env.Root.WriteState(ProbeRecord, append(data, '\n'), 0o644)
+	if env.Root.WriteState(ProbeRecord, append(data, '\n'), 0o644) == nil {
+		s.mu.Lock()
+		s.asked, s.refsAsked = false, false
+		s.mu.Unlock()
+	}
+}
+
+// referenceKey names one reference() question: the sshd arguments and the drop-in text.
+func referenceKey(args []string, stdin []byte) string {
+	h := sha256.New()
+	for _, a := range args {
+		h.Write([]byte(a))
+		h.Write([]byte{0})
+	}
+	h.Write(stdin)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// recall returns a recorded reference() answer, and remembers that this run used it.
+func (s *Step) recall(key string) (map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, ok := s.refsUsed[key]
+	if !ok {
+		ref, ok = s.refsKnown[key]
+	}
+	if ok {
+		s.remember(key, ref, false)
+	}
+	return ref, ok
+}
+
+// remember keeps a reference() answer for this run and the record; s.mu is held.
+func (s *Step) remember(key string, ref map[string]string, asked bool) {
+	if s.refsUsed == nil {
+		s.refsUsed = map[string]map[string]string{}
+	}
+	s.refsUsed[key] = ref
+	s.refsAsked = s.refsAsked || asked
 }

@@ -6,27 +6,35 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine/enginetest"
+	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/steps/sshd"
 )
 
-// countingExec runs real programs and counts the OpenSSH probes among them.
+// countingExec runs real programs and counts the OpenSSH probes among them, and the runs of
+// sshd on the drop-in alone (the reference).
 type countingExec struct {
-	mu     sync.Mutex
-	probes int
+	mu         sync.Mutex
+	probes     int
+	references int
 }
 
 func (c *countingExec) Run(ctx context.Context, cmd command.Cmd) (command.Result, error) {
-	if a := strings.Join(cmd.Args, " "); strings.HasPrefix(a, "-Q ") || a == "-G -T -f /dev/null" {
-		c.mu.Lock()
+	a := strings.Join(cmd.Args, " ")
+	c.mu.Lock()
+	switch {
+	case strings.HasPrefix(a, "-Q ") || a == "-G -T -f /dev/null":
 		c.probes++
-		c.mu.Unlock()
+	case strings.Contains(a, "-f /dev/stdin"):
+		c.references++
 	}
+	c.mu.Unlock()
 	return command.Exec{}.Run(ctx, cmd)
 }
 
@@ -34,6 +42,12 @@ func (c *countingExec) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.probes
+}
+
+func (c *countingExec) referenceRuns() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.references
 }
 
 // The first apply asks OpenSSH what it supports and records the answers for these binaries;
@@ -52,17 +66,40 @@ func TestProbesRecordedForTheseBinaries(t *testing.T) {
 	_, found, err := env.Root.ReadFileIfExists(sshd.ProbeRecord)
 	require.NoError(t, err)
 	require.False(t, found, "a plan never writes the record")
+	enginetest.DryRunChangesNothing(t, env, sshd.New(sshd.Options{}), func() string { return enginetest.TreeDigest(t, env.Root.Dir()) })
+	_, found, err = env.Root.ReadFileIfExists(sshd.ProbeRecord)
+	require.NoError(t, err)
+	require.False(t, found, "nor does a dry-run (engine.Recorder is not called)")
 
 	enginetest.Converges(t, env, sshd.New(sshd.Options{}))
 	rec, found, err := env.Root.ReadFileIfExists(sshd.ProbeRecord)
 	require.NoError(t, err)
 	require.True(t, found, "apply records the answers")
 
-	before := execs.count()
+	require.Positive(t, execs.referenceRuns(), "the default policy has keywords sshd normalises")
+	before, refs := execs.count(), execs.referenceRuns()
 	again, err := sshd.New(sshd.Options{}).Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Empty(t, again.Changes)
+	assert.Empty(t, again.Findings)
 	assert.Equal(t, before, execs.count(), "a converged plan with the record asks nothing")
+	assert.Equal(t, refs, execs.referenceRuns(), "nor runs sshd on the drop-in alone")
+
+	// Another drop-in (a policy change): its reference is asked, and the record keeps
+	// only what the last run used.
+	env.Policy.SSHD.LoginGraceTime = policy.Duration(45 * time.Second)
+	enginetest.Converges(t, env, sshd.New(sshd.Options{}))
+	assert.Equal(t, refs+1, execs.referenceRuns(), "one new reference, kept for the re-plan and the second run")
+	rec, _, err = env.Root.ReadFileIfExists(sshd.ProbeRecord)
+	require.NoError(t, err)
+	var kept struct {
+		References map[string]map[string]string `json:"references"`
+	}
+	require.NoError(t, json.Unmarshal(rec, &kept))
+	require.Len(t, kept.References, 1)
+	for _, ref := range kept.References {
+		assert.Equal(t, "45", ref["logingracetime"], "sshd's own normal form")
+	}
 
 	// The same record for another sshd (a package upgrade): asked again.
 	var m map[string]any

@@ -64,6 +64,10 @@ type Step struct {
 	dumpRun chan struct{} // the -G probe: nil until started, closed when done
 	asked   bool          // the answers came from running the binaries (see ProbeRecord)
 	loaded  bool          // ProbeRecord was tried
+
+	refsKnown map[string]map[string]string // reference() answers from ProbeRecord
+	refsUsed  map[string]map[string]string // the ones this run used, recorded by Record
+	refsAsked bool                         // one of them came from running sshd
 }
 
 // New returns the sshd step.
@@ -168,11 +172,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 
 // Apply implements engine.Step.
 func (s *Step) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
-	if err := engine.ApplyChanges(ctx, p); err != nil {
-		return err
-	}
-	s.saveProbes(ctx, env)
-	return nil
+	return engine.ApplyChanges(ctx, p)
 }
 
 // planCrypto returns the crypto lines the policy asks for, from what this OpenSSH supports.
@@ -448,7 +448,8 @@ func (s *Step) compare(ctx context.Context, env *engine.Env, p *engine.Plan, ws 
 // reference is what `sshd -T` prints for the drop-in's keywords. The
 // policy's own keywords have known forms; the others are normalised by
 // sshd itself (LoginGraceTime 1m -> 60), by running it on the drop-in alone
-// with the same host keys.
+// with the same host keys. The answer depends only on the binary and the drop-in, so it
+// is kept in ProbeRecord: a converged boot runs sshd once (the effective values), not twice.
 func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, hostkeys string) (map[string]string, error) {
 	ref := map[string]string{}
 	extra := false
@@ -472,12 +473,27 @@ func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, host
 			args = append(args, "-h", hk)
 		}
 	}
-	out, err := s.run(ctx, env, render(ws), args...)
-	if err != nil {
-		return nil, err
+	stdin := render(ws)
+	key := referenceKey(args, stdin)
+	normalised, ok := s.recall(key)
+	if !ok {
+		out, err := s.run(ctx, env, stdin, args...)
+		if err != nil {
+			return nil, err
+		}
+		all := parseT(out)
+		normalised = map[string]string{}
+		for _, w := range ws {
+			if k := strings.ToLower(w.Key); !w.Core {
+				normalised[k] = all[k]
+			}
+		}
+		s.mu.Lock()
+		s.remember(key, normalised, true)
+		s.mu.Unlock()
 	}
-	for k, v := range parseT(out) {
-		if _, core := ref[k]; !core {
+	for k, v := range normalised {
+		if _, core := ref[k]; !core && v != "" {
 			ref[k] = v
 		}
 	}
