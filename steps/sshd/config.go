@@ -191,12 +191,21 @@ type directive struct {
 // expand in lexical order, relative paths are relative to /etc/ssh, and a
 // Match block lasts until the next Match or the end of its file.
 func walk(root fsroot.Root, file string, depth int) ([]directive, error) {
+	return walkFiles(root, file, depth, nil)
+}
+
+// walkFiles is walk that also hands every file it reads, with its bytes, to read (nil: no
+// one), in the order sshd reads them.
+func walkFiles(root fsroot.Root, file string, depth int, read func(file string, data []byte)) ([]directive, error) {
 	if depth > 16 {
 		return nil, fmt.Errorf("%s: Include nested too deep", file)
 	}
 	data, ok, err := root.ReadFileIfExists(file)
 	if err != nil || !ok {
 		return nil, err
+	}
+	if read != nil {
+		read(file, data)
 	}
 	var out []directive
 	match := ""
@@ -219,7 +228,7 @@ func walk(root fsroot.Root, file string, depth int) ([]directive, error) {
 					return nil, fmt.Errorf("%s:%d: Include %s: %w", file, n, pat, err)
 				}
 				for _, f := range files {
-					sub, err := walk(root, f, depth+1)
+					sub, err := walkFiles(root, f, depth+1, read)
 					if err != nil {
 						return nil, err
 					}

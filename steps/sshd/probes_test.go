@@ -17,12 +17,12 @@ import (
 	"github.com/harden-dev/harden/steps/sshd"
 )
 
-// countingExec runs real programs and counts the OpenSSH probes among them, and the runs of
-// sshd on the drop-in alone (the reference).
+// countingExec runs real programs and counts the OpenSSH probes among them, and the other
+// `sshd -T` runs (the effective values, the drop-in alone).
 type countingExec struct {
-	mu         sync.Mutex
-	probes     int
-	references int
+	mu      sync.Mutex
+	probes  int
+	answers int
 }
 
 func (c *countingExec) Run(ctx context.Context, cmd command.Cmd) (command.Result, error) {
@@ -31,8 +31,8 @@ func (c *countingExec) Run(ctx context.Context, cmd command.Cmd) (command.Result
 	switch {
 	case strings.HasPrefix(a, "-Q ") || a == "-G -T -f /dev/null":
 		c.probes++
-	case strings.Contains(a, "-f /dev/stdin"):
-		c.references++
+	case strings.HasPrefix(a, "-T "):
+		c.answers++
 	}
 	c.mu.Unlock()
 	return command.Exec{}.Run(ctx, cmd)
@@ -44,10 +44,10 @@ func (c *countingExec) count() int {
 	return c.probes
 }
 
-func (c *countingExec) referenceRuns() int {
+func (c *countingExec) answerRuns() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.references
+	return c.answers
 }
 
 // The first apply asks OpenSSH what it supports and records the answers for these binaries;
@@ -76,30 +76,38 @@ func TestProbesRecordedForTheseBinaries(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, found, "apply records the answers")
 
-	require.Positive(t, execs.referenceRuns(), "the default policy has keywords sshd normalises")
-	before, refs := execs.count(), execs.referenceRuns()
+	require.Positive(t, execs.answerRuns(), "the apply's re-plan proved the result")
+	before, answers := execs.count(), execs.answerRuns()
 	again, err := sshd.New(sshd.Options{}).Plan(context.Background(), env)
 	require.NoError(t, err)
 	assert.Empty(t, again.Changes)
 	assert.Empty(t, again.Findings)
 	assert.Equal(t, before, execs.count(), "a converged plan with the record asks nothing")
-	assert.Equal(t, refs, execs.referenceRuns(), "nor runs sshd on the drop-in alone")
+	assert.Equal(t, answers, execs.answerRuns(), "and runs no sshd -T: the same bytes got the same answer")
 
-	// Another drop-in (a policy change): its reference is asked, and the record keeps
-	// only what the last run used.
+	// Another drop-in (a policy change): both questions are new, asked once each by the
+	// apply's re-plan, and the record keeps only what the last run used.
 	env.Policy.SSHD.LoginGraceTime = policy.Duration(45 * time.Second)
 	enginetest.Converges(t, env, sshd.New(sshd.Options{}))
-	assert.Equal(t, refs+1, execs.referenceRuns(), "one new reference, kept for the re-plan and the second run")
+	assert.Equal(t, answers+2, execs.answerRuns(), "the effective values and the drop-in alone, once")
 	rec, _, err = env.Root.ReadFileIfExists(sshd.ProbeRecord)
 	require.NoError(t, err)
 	var kept struct {
-		References map[string]map[string]string `json:"references"`
+		Answers map[string]map[string]string `json:"answers"`
 	}
 	require.NoError(t, json.Unmarshal(rec, &kept))
-	require.Len(t, kept.References, 1)
-	for _, ref := range kept.References {
-		assert.Equal(t, "45", ref["logingracetime"], "sshd's own normal form")
+	require.Len(t, kept.Answers, 2)
+	for _, ans := range kept.Answers {
+		assert.Equal(t, "45", ans["logingracetime"], "sshd's own normal form, in both")
 	}
+
+	// A file harden does not own changes: sshd is asked again, and sees the override.
+	answers = execs.answerRuns()
+	enginetest.WriteFile(t, env, "/etc/ssh/sshd_config.d/50-cloud-init.conf", "Match User root\n  PasswordAuthentication yes\n")
+	changed, err := sshd.New(sshd.Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Equal(t, answers+1, execs.answerRuns(), "the effective values only: the drop-in is the same")
+	assert.Contains(t, ids(changed.Findings), "sshd.setting-overridden")
 
 	// The same record for another sshd (a package upgrade): asked again.
 	var m map[string]any

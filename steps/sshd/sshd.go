@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/ownedunits"
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/internal/textdiff"
@@ -65,9 +67,9 @@ type Step struct {
 	asked   bool          // the answers came from running the binaries (see ProbeRecord)
 	loaded  bool          // ProbeRecord was tried
 
-	refsKnown map[string]map[string]string // reference() answers from ProbeRecord
-	refsUsed  map[string]map[string]string // the ones this run used, recorded by Record
-	refsAsked bool                         // one of them came from running sshd
+	answersKnown map[string]map[string]string // `sshd -T` answers from ProbeRecord
+	answersUsed  map[string]map[string]string // the ones this run used, recorded by Record
+	answersAsked bool                         // one of them came from running sshd
 }
 
 // New returns the sshd step.
@@ -403,15 +405,54 @@ func (s *Step) prove(ctx context.Context, env *engine.Env, p *engine.Plan, ws []
 	defer v.Close()
 	args, err := s.checkArgs(ctx, env, v, "-T")
 	if err == nil {
-		var out []byte
-		out, err = s.run(ctx, env, nil, append(args, "-C", probe)...)
-		if err == nil {
-			s.compare(ctx, env, p, ws, parseT(out))
-			return
+		args = append(args, "-C", probe)
+		var key string
+		if key, err = effectiveKey(env.Root, v, args); err == nil {
+			var eff map[string]string
+			eff, err = s.askT(ctx, env, key, nil, append(keywords(ws), "hostkey"), args...)
+			if err == nil {
+				s.compare(ctx, env, p, ws, eff)
+				return
+			}
 		}
 	}
 	p.Find(&engine.Finding{ID: "sshd.config-invalid", Severity: engine.Critical, Object: MainConfig,
 		Message: "sshd cannot read its configuration: " + err.Error(), Reason: "sshd"})
+}
+
+// effectiveKey is the answerKey of prove's question: the arguments with the view's
+// (temporary) path as the machine's, every configuration file sshd reads, and the host keys.
+func effectiveKey(root fsroot.Root, v *view, args []string) (string, error) {
+	named := slices.Clone(args)
+	for i, a := range named {
+		if a == v.main {
+			named[i] = MainConfig
+		}
+	}
+	var inputs []configFile
+	dirs, err := walkFiles(root, MainConfig, 0, func(file string, data []byte) {
+		inputs = append(inputs, configFile{path: file, data: data})
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, k := range hostKeys(root, dirs) {
+		id, err := identify(root.Path(k.Path))
+		if err != nil {
+			id = binaryID{} // absent or unreadable: sshd -T without -G fails on it, asked again
+		}
+		inputs = append(inputs, configFile{path: k.Path, data: fmt.Append(nil, id)})
+	}
+	return answerKey(named, nil, inputs), nil
+}
+
+// keywords are the lower-case sshd keywords of ws: what the step reads from `sshd -T`.
+func keywords(ws []wanted) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = strings.ToLower(w.Key)
+	}
+	return out
 }
 
 func (s *Step) compare(ctx context.Context, env *engine.Env, p *engine.Plan, ws []wanted, eff map[string]string) {
@@ -474,26 +515,12 @@ func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, host
 		}
 	}
 	stdin := render(ws)
-	key := referenceKey(args, stdin)
-	normalised, ok := s.recall(key)
-	if !ok {
-		out, err := s.run(ctx, env, stdin, args...)
-		if err != nil {
-			return nil, err
-		}
-		all := parseT(out)
-		normalised = map[string]string{}
-		for _, w := range ws {
-			if k := strings.ToLower(w.Key); !w.Core {
-				normalised[k] = all[k]
-			}
-		}
-		s.mu.Lock()
-		s.remember(key, normalised, true)
-		s.mu.Unlock()
+	normalised, err := s.askT(ctx, env, answerKey(args, stdin, nil), stdin, keywords(ws), args...)
+	if err != nil {
+		return nil, err
 	}
 	for k, v := range normalised {
-		if _, core := ref[k]; !core && v != "" {
+		if _, core := ref[k]; !core {
 			ref[k] = v
 		}
 	}
