@@ -111,6 +111,7 @@ func TestBrokenPoliciesNameFileLineColumnAndField(t *testing.T) {
 		{"sshd owned key in settings", "version: 1\nsshd:\n  settings:\n    PasswordAuthentication: \"yes\"\n", "bad.yaml:4:29: sshd.settings.PasswordAuthentication: set this through sshd.password_authentication"},
 		{"service without why", "version: 1\nservices:\n  allow:\n    - {name: cron.service, ensure: running}\n", "bad.yaml:4:7: services.allow[0].why: required"},
 		{"unknown step timeout", "version: 1\nrun:\n  timeouts: {firewal: 1m}\n", "bad.yaml:3:23: run.timeouts.firewal: unknown step"},
+		{"freshclam step timeout", "version: 1\nrun:\n  timeouts: {freshclam: 1m}\n", "bad.yaml:3:25: run.timeouts.freshclam: the signature update is bounded by clamav.freshclam.timeout"},
 		{"empty file", "", "bad.yaml: empty policy"},
 		{"sysctl vs core dumps", "version: 1\nkernel:\n  sysctl: {fs.suid_dumpable: \"2\"}\n",
 			"bad.yaml:3:30: kernel.sysctl.fs.suid_dumpable: contradicts kernel.core_dumps: false"},
