@@ -95,6 +95,15 @@ check_harden_service() { # expected Result
 		check harden-service FAIL "harden.service $r: $(journalctl -b -u harden.service -o cat | tail -5 | tr '\n' '|')"
 	fi
 	figure harden-service-ms "$(unit_duration_ms harden.service)"
+	unit_cpu_figure harden-service-cpu-ms harden.service
+}
+
+# unit_cpu_figure NAME UNIT: the CPU time the unit's processes used (systemd's accounting),
+# beside its wall time, which at boot is mostly waiting for the CPU.
+unit_cpu_figure() {
+	local cpu
+	cpu=$(prop "$2" CPUUsageNSec)
+	case $cpu in '' | *[!0-9]*) ;; *) figure "$1" $((cpu / 1000000)) ;; esac
 }
 
 check_report() {
@@ -122,9 +131,7 @@ check_firewall_order() {
 	figure harden-firewall-ms "$(unit_duration_ms harden-firewall.service)"
 	# Its CPU time: the wall time above is mostly waiting for the CPU beside udev's coldplug
 	# and AppArmor's profile compilation, which start at the same moment.
-	local cpu
-	cpu=$(prop harden-firewall.service CPUUsageNSec)
-	case $cpu in '' | *[!0-9]*) ;; *) figure harden-firewall-cpu-ms $((cpu / 1000000)) ;; esac
+	unit_cpu_figure harden-firewall-cpu-ms harden-firewall.service
 	if nft list table inet harden >"$RESULTS/nft-harden.txt" 2>&1; then
 		check nft-table PASS "table inet harden: $(grep -c . "$RESULTS/nft-harden.txt") lines"
 	else
