@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -37,7 +38,14 @@ type Env struct {
 	Restarts *RestartQueue
 	RunID    string
 	DryRun   bool
+	// Steps are the names of the steps this run runs, in order (set by the Runner): a step
+	// may leave work to a later one only when that one runs (see Runs).
+	Steps []string
 }
+
+// Runs reports whether the step named runs in this run. Steps run in a fixed order, so a
+// step asking about one after it (services) learns whether that one will still come.
+func (e *Env) Runs(step string) bool { return slices.Contains(e.Steps, step) }
 
 // Progress reports long-running work. Implementations must be cheap and safe to call often.
 type Progress interface {
@@ -52,11 +60,35 @@ func (NoProgress) Update(string, string) {}
 func (NoProgress) Done(string)           {}
 
 // RestartQueue is how a step asks for a unit to be restarted (clamd after its settings
-// changed) without restarting it itself: the services step restarts each unit once, at its
-// end, after units are unmasked and enabled.
+// changed), or for systemd to reload (a generator it masked), without doing it itself: the
+// services step restarts each unit once, after units are unmasked and enabled, and makes
+// one daemon-reload for its own changes and every request (each is 12-15 s under TCG).
 type RestartQueue struct {
 	mu      sync.Mutex
 	pending map[string][]string // unit -> reasons
+	reloads []string            // reasons of the daemon-reloads asked for
+}
+
+// RequestReload asks for a daemon-reload before the run ends, with the reason for the
+// change log. Only a step that knows the services step runs after it may ask (Env.Runs).
+func (q *RestartQueue) RequestReload(reason string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reloads = append(q.reloads, reason)
+}
+
+// ReloadRequests are the reasons of the daemon-reloads asked for and not yet made.
+func (q *RestartQueue) ReloadRequests() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.reloads...)
+}
+
+// ReloadDone clears the requests once systemd reloaded.
+func (q *RestartQueue) ReloadDone() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reloads = nil
 }
 
 // Request queues a restart of unit, with the reason for the change log.

@@ -67,6 +67,12 @@ func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, erro
 		return nil, err
 	}
 	rep := newReport(env, opts)
+	env.Steps = nil
+	for _, s := range r.Steps {
+		if r.selected(s.Name(), opts) {
+			env.Steps = append(env.Steps, s.Name())
+		}
+	}
 	if opts.FailClosed {
 		_ = r.Log.FailClosed(opts.PolicyName, opts.PolicyError)
 	}

@@ -525,3 +525,26 @@ func TestRecorderCalledAfterRunsThatAreNotDryRuns(t *testing.T) {
 	run(t, engine.Options{}, s)
 	assert.Equal(t, 2, s.records, "failed")
 }
+
+// asker records, at plan time, whether a step named "later" runs in this run.
+type asker struct {
+	counter
+	sawLater []bool
+}
+
+func (a *asker) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) {
+	a.sawLater = append(a.sawLater, env.Runs("later"))
+	return a.counter.Plan(ctx, env)
+}
+
+// Env.Runs tells a step which steps this run runs (--only, --skip, fail-closed), so it
+// leaves work to a later one only when that one comes.
+func TestEnvRunsNamesTheSelectedSteps(t *testing.T) {
+	a := &asker{counter: counter{name: "a"}}
+	later := &counter{name: "later"}
+	run(t, engine.Options{}, a, later)
+	run(t, engine.Options{Only: []string{"a"}}, a, later)
+	run(t, engine.Options{Skip: []string{"later"}}, a, later)
+	run(t, engine.Options{DryRun: true}, a, later)
+	assert.Equal(t, []bool{true, false, false, true}, a.sawLater)
+}

@@ -61,6 +61,9 @@ const (
 	ActionRestart = "restart"
 	ActionReload  = "reload"
 	ActionRemove  = "remove"
+	// ActionQueue leaves the change to a later step of the same run (a daemon-reload the
+	// services step makes together with its own).
+	ActionQueue = "queue"
 )
 
 // Change is one planned change to one object.

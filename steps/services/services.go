@@ -75,6 +75,9 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 		if rs := env.Restarts.Pending(); len(rs) > 0 {
 			msg += fmt.Sprintf("; %d queued restart(s) not run", len(rs))
 		}
+		if rs := env.Restarts.ReloadRequests(); len(rs) > 0 {
+			msg += "; daemon-reload asked for (" + strings.Join(rs, "; ") + ") not made"
+		}
 		p.Find(&engine.Finding{ID: "services.no-systemd", Severity: engine.Warning, Object: "systemd",
 			Message: msg, Reason: "services"})
 		return p, nil
@@ -100,6 +103,7 @@ func (s *Step) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, error) 
 	}
 	masking := planMasks(p, ap, obs, allow)
 	planRestarts(p, ap, obs, env, starting, masking)
+	planReload(p, ap, env)
 
 	// Only the latest plan can be applied next (the runner plans, applies,
 	// then plans again to verify), so older appliers are dropped.
@@ -342,6 +346,25 @@ func planRestarts(p *engine.Plan, ap *applier, o *observed, env *engine.Env, sta
 		p.Add(&engine.Change{Object: unitObj(r.Unit), Action: engine.ActionRestart, Before: runState(u),
 			After: "restarted", Reason: why, Do: ap.restart(r.Unit)})
 	}
+}
+
+// planReload makes the daemon-reloads other steps asked for (engine.RestartQueue) the last
+// change of the plan: one reload, which also serves this plan's own masks and enablements
+// (Apply's reload after it finds nothing left to reload).
+func planReload(p *engine.Plan, ap *applier, env *engine.Env) {
+	reasons := env.Restarts.ReloadRequests()
+	if len(reasons) == 0 {
+		return
+	}
+	p.Add(&engine.Change{Object: "systemd manager (daemon-reload)", Action: engine.ActionReload,
+		Reason: strings.Join(reasons, "; "), Do: func(ctx context.Context) error {
+			ap.setDirty(false)
+			if err := ap.reloadIfDirty(ctx); err != nil {
+				return err
+			}
+			env.Restarts.ReloadDone()
+			return nil
+		}})
 }
 
 // sortedFiles orders unit files so that triggers (sockets, paths, timers)

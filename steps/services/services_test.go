@@ -538,3 +538,55 @@ func TestClamAVHeldWithoutSignatures(t *testing.T) {
 	enginetest.WriteFile(t, f.env, "/etc/systemd/system/clamav-daemon.service.d/test.conf", "[Unit]\nConditionPathExistsGlob=\n")
 	assert.Equal(t, []string{"clamav-clamonacc.service", "clamav-daemon.service"}, byAction(f.plan(t), engine.ActionStart))
 }
+
+// requester is a step that asks for a daemon-reload the way the sshd step does after it
+// masked systemd-ssh-generator: through the queue, for the services step to make.
+type requester struct{ asked bool }
+
+func (*requester) Name() string { return "sshd" }
+
+func (r *requester) Plan(context.Context, *engine.Env) (*engine.Plan, error) {
+	p := &engine.Plan{}
+	if !r.asked {
+		p.Add(&engine.Change{Object: "systemd manager (daemon-reload)", Action: engine.ActionQueue, Reason: "test.generator",
+			Do: func(context.Context) error { r.asked = true; return nil }})
+	}
+	return p, nil
+}
+
+func (r *requester) Apply(ctx context.Context, env *engine.Env, p *engine.Plan) error {
+	if err := engine.ApplyChanges(ctx, p); err != nil {
+		return err
+	}
+	env.Restarts.RequestReload("test.generator")
+	return nil
+}
+
+// Another step's reload request is the last change of the services plan, and the one
+// daemon-reload it makes also serves its own masks: a first boot pays one reload, not two.
+// With nothing of its own to change the step still reloads, once; the run after reloads
+// nothing.
+func TestReloadRequestsShareTheStepsReload(t *testing.T) {
+	for _, converged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("services-converged=%v", converged), func(t *testing.T) {
+			f := newFixture(t, nil)
+			if converged {
+				enginetest.Converges(t, f.env, f.step)
+			}
+			before := f.fake.Reloads()
+			rep, _ := enginetest.Run(t, f.env, false, &requester{}, f.step)
+			require.Equal(t, engine.StatusChanged, rep.Steps[1].Status, "%s", rep.Steps[1].Error)
+			changes := rep.Steps[1].Changes
+			last := changes[len(changes)-1]
+			assert.Equal(t, "reload systemd manager (daemon-reload)", last.Action+" "+last.Object)
+			assert.Equal(t, "test.generator", last.Reason)
+			assert.True(t, last.Applied)
+			assert.Equal(t, before+1, f.fake.Reloads(), "one reload for the request and the step's own changes")
+			assert.Empty(t, f.env.Restarts.ReloadRequests(), "the request is done")
+
+			rep, _ = enginetest.Run(t, f.env, false, &requester{asked: true}, f.step)
+			assert.Zero(t, rep.ChangeCount())
+			assert.Equal(t, before+1, f.fake.Reloads())
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/harden-dev/harden/internal/systemd"
 	"github.com/harden-dev/harden/internal/systemd/systemdtest"
 	"github.com/harden-dev/harden/internal/testutil/need"
+	"github.com/harden-dev/harden/steps/services"
 	"github.com/harden-dev/harden/steps/sshd"
 )
 
@@ -493,6 +494,51 @@ func TestGeneratorSocketsShut(t *testing.T) {
 	for _, c := range rep.Steps[0].Changes {
 		assert.NotContains(t, c.Object, "system-generators")
 	}
+}
+
+// In a run with the services step after it (harden.service, a first boot), the generator's
+// daemon-reload is left to that step, whose one reload serves its own masks too: the plan
+// says so, systemd reloads once, and the sockets are stopped all the same.
+func TestGeneratorReloadLeftToServicesStep(t *testing.T) {
+	env := newEnv(t, debianConfig)
+	enginetest.WriteFile(t, env, "/usr/lib/systemd/system-generators/systemd-ssh-generator", "#!/bin/sh\n")
+	bus := systemdtest.StartBus(t)
+	fake := systemdtest.NewFake(t, bus, []systemdtest.UnitSpec{
+		{Name: "ssh.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"},
+		{Name: "sshd-vsock.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
+		{Name: "sshd-unix-local.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
+		{Name: "cups.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"},
+	})
+	fake.WriteUnitDirs(t, env.Root.Dir())
+	sd := systemd.Shared(systemd.Options{Address: bus.Address})
+	steps := func() []engine.Step { return []engine.Step{sshd.New(sshd.Options{Systemd: sd}), services.New(sd)} }
+
+	rep, _ := enginetest.Run(t, env, false, steps()...)
+	for _, s := range rep.Steps {
+		require.NotEqual(t, engine.StatusFailed, s.Status, "%s: %s", s.Name, s.Error)
+	}
+	var sshdActions, servicesReloads []string
+	for _, c := range rep.Steps[0].Changes {
+		sshdActions = append(sshdActions, c.Action+" "+c.Object)
+	}
+	for _, c := range rep.Steps[1].Changes {
+		if c.Action == engine.ActionReload {
+			servicesReloads = append(servicesReloads, c.Object+" ("+c.Reason+")")
+		}
+	}
+	assert.Contains(t, sshdActions, "queue systemd manager (daemon-reload)")
+	assert.NotContains(t, sshdActions, "reload systemd manager (daemon-reload)")
+	assert.Equal(t, []string{"systemd manager (daemon-reload) (sshd.systemd_ssh_generator (re-run generators without systemd-ssh-generator))"}, servicesReloads)
+	assert.Equal(t, "masked", fake.FileState("cups.service"), "the services step's own mask, in the same reload")
+	assert.Equal(t, 1, fake.Reloads(), "one daemon-reload for both steps")
+	for _, u := range []string{"sshd-vsock.socket", "sshd-unix-local.socket"} {
+		_, active, _ := fake.State(u)
+		assert.Equal(t, "inactive", active, u)
+	}
+
+	rep, _ = enginetest.Run(t, env, false, steps()...)
+	assert.Zero(t, rep.ChangeCount(), "converged")
+	assert.Equal(t, 1, fake.Reloads())
 }
 
 // With root login off and no other account able to log in with a key, the plan warns

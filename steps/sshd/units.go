@@ -108,10 +108,15 @@ func maskState(env *engine.Env) maskKind {
 	return maskOther
 }
 
+// genReloadReason is why systemd reloads after the generator mask changed.
+const genReloadReason = "sshd.systemd_ssh_generator (re-run generators without systemd-ssh-generator)"
+
 // planUnits plans what systemd must do after the files changed:
-//   - a daemon-reload when the generator mask changed, or when Port/ListenAddress changed
-//     on a socket-activated sshd (Ubuntu's sshd-socket-generator turns them into
-//     ssh.socket's ListenStream=), then a restart of ssh.socket so it listens there;
+//   - a daemon-reload when Port/ListenAddress changed on a socket-activated sshd (Ubuntu's
+//     sshd-socket-generator turns them into ssh.socket's ListenStream=), then a restart of
+//     ssh.socket so it listens there;
+//   - a daemon-reload when the generator mask changed: queued for the services step's
+//     reload when that step runs after this one, made here when it does not;
 //   - a stop of every generator socket still listening when the policy shuts them;
 //   - try-reload-or-restart of ssh.service: reloaded if it runs, left alone if not (a
 //     socket-activated sshd starts with the new config on its next connection).
@@ -149,16 +154,29 @@ func (s *Step) planUnits(ctx context.Context, env *engine.Env, p *engine.Plan, c
 	socket := byName["ssh.socket"]
 	socketActive := socket.Exists() && socket.Active()
 
-	reload := gen.changed || (configChanged && listenChanged && socketActive)
-	if reload {
-		why := "sshd.systemd_ssh_generator (re-run generators without systemd-ssh-generator)"
-		if !gen.changed {
-			why = "sshd.settings (sshd-socket-generator turns Port/ListenAddress into ssh.socket's ListenStream=)"
-		}
-		p.Add(&engine.Change{Object: "systemd manager (daemon-reload)", Action: engine.ActionReload, Reason: why,
+	relisten := configChanged && listenChanged && socketActive
+	switch {
+	case relisten:
+		// ssh.socket restarts right after: it must already have the new ListenStream=.
+		p.Add(&engine.Change{Object: "systemd manager (daemon-reload)", Action: engine.ActionReload,
+			Reason: "sshd.settings (sshd-socket-generator turns Port/ListenAddress into ssh.socket's ListenStream=)",
+			Do:     func(ctx context.Context) error { return m.DaemonReload(ctx) }})
+	case gen.changed && env.Runs("services"):
+		// Nothing here waits for the generators to run again (the sockets are stopped
+		// below), so the services step's one reload serves: a first boot pays one
+		// daemon-reload, not two (12-15 s each under TCG).
+		why := genReloadReason
+		p.Add(&engine.Change{Object: "systemd manager (daemon-reload)", Action: engine.ActionQueue,
+			After: "made by the services step, with its own", Reason: why,
+			Do: func(context.Context) error {
+				env.Restarts.RequestReload(why)
+				return nil
+			}})
+	case gen.changed:
+		p.Add(&engine.Change{Object: "systemd manager (daemon-reload)", Action: engine.ActionReload, Reason: genReloadReason,
 			Do: func(ctx context.Context) error { return m.DaemonReload(ctx) }})
 	}
-	if configChanged && listenChanged && socketActive {
+	if relisten {
 		p.Add(&engine.Change{Object: "unit ssh.socket", Action: engine.ActionRestart, Before: "old listen addresses",
 			After: "Port/ListenAddress of sshd_config", Reason: "sshd.settings",
 			Do: func(ctx context.Context) error {
