@@ -378,3 +378,26 @@ func BenchmarkConvergedPlan(b *testing.B) {
 		}
 	}
 }
+
+// namedNoop is a step that changes nothing, standing in for the services step.
+type namedNoop string
+
+func (n namedNoop) Name() string                                          { return string(n) }
+func (namedNoop) Plan(context.Context, *engine.Env) (*engine.Plan, error) { return &engine.Plan{}, nil }
+func (namedNoop) Apply(context.Context, *engine.Env, *engine.Plan) error  { return nil }
+
+// clamd's restart is the services step's: a run without it (`--only clamav`) says that a
+// running clamd keeps its old settings; a run with it does not.
+func TestRestartNotRunSaidWithoutServicesStep(t *testing.T) {
+	findings := func(steps ...engine.Step) []string {
+		env, _ := testEnv(t, nil, nil)
+		rep, _ := enginetest.Run(t, env, true, steps...)
+		var ids []string
+		for _, f := range rep.Steps[0].Findings {
+			ids = append(ids, f.ID)
+		}
+		return ids
+	}
+	assert.Contains(t, findings(New(Options{})), "clamav.restart-not-run")
+	assert.NotContains(t, findings(New(Options{}), namedNoop("services")), "clamav.restart-not-run")
+}

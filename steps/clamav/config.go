@@ -117,9 +117,19 @@ func (s *Step) planClamd(env *engine.Env, p *engine.Plan) (*kvconf.File, error) 
 		for _, u := range restartUnits {
 			env.Restarts.Request(u, "clamd.conf changed: "+c.After)
 		}
+		if len(env.Steps) > 0 && !env.Runs("services") {
+			env.Log.Warnf("clamd.conf changed; clamd and clamonacc are restarted by the services step, which this run does not run")
+		}
 		return nil
 	}
 	p.Add(c)
+	if len(env.Steps) > 0 && !env.Runs("services") {
+		// The restarts are the services step's, and this run does not run it
+		// (`--only clamav`): say so, or a running clamd silently keeps its old settings.
+		p.Find(&engine.Finding{ID: "clamav.restart-not-run", Severity: engine.Warning, Object: "unit " + strings.Join(restartUnits, ", unit "),
+			Message: "clamd.conf changes, but the services step, which restarts clamd and clamonacc, is not part of this run: " +
+				"a running clamd keeps its old settings until `harden apply --only services` or its next start", Reason: "clamav"})
+	}
 	return f, nil
 }
 
