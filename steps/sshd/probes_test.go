@@ -109,6 +109,21 @@ func TestProbesRecordedForTheseBinaries(t *testing.T) {
 	assert.Equal(t, answers+1, execs.answerRuns(), "the effective values only: the drop-in is the same")
 	assert.Contains(t, ids(changed.Findings), "sshd.setting-overridden")
 
+	// Group membership decides `Match Group`: a changed /etc/group asks again too. (A run
+	// that is not a dry-run records the answers for this configuration first, and a plan
+	// after it asks nothing: the control.)
+	enginetest.Run(t, env, false, sshd.New(sshd.Options{}))
+	answers = execs.answerRuns()
+	_, err = sshd.New(sshd.Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	require.Equal(t, answers, execs.answerRuns(), "recorded by the converged run")
+	group, _, err := env.Root.ReadFileIfExists("/etc/group")
+	require.NoError(t, err)
+	enginetest.WriteFile(t, env, "/etc/group", string(group)+"harden-test:x:4242:root\n")
+	_, err = sshd.New(sshd.Options{}).Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Equal(t, answers+1, execs.answerRuns())
+
 	// The same record for another sshd (a package upgrade): asked again.
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(rec, &m))

@@ -420,8 +420,12 @@ func (s *Step) prove(ctx context.Context, env *engine.Env, p *engine.Plan, ws []
 		Message: "sshd cannot read its configuration: " + err.Error(), Reason: "sshd"})
 }
 
+// accountFiles decide which groups the probe user (root) is in, for `Match Group`.
+var accountFiles = []string{"/etc/passwd", "/etc/group"}
+
 // effectiveKey is the answerKey of prove's question: the arguments with the view's
-// (temporary) path as the machine's, every configuration file sshd reads, and the host keys.
+// (temporary) path as the machine's, every configuration file sshd reads, the account
+// files, and the host keys.
 func effectiveKey(root fsroot.Root, v *view, args []string) (string, error) {
 	named := slices.Clone(args)
 	for i, a := range named {
@@ -435,6 +439,14 @@ func effectiveKey(root fsroot.Root, v *view, args []string) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	// `Match Group` is decided by the probe user's groups, which the files do not say.
+	for _, f := range accountFiles {
+		data, _, err := root.ReadFileIfExists(f)
+		if err != nil {
+			return "", err
+		}
+		inputs = append(inputs, configFile{path: f, data: data})
 	}
 	for _, k := range hostKeys(root, dirs) {
 		id, err := identify(root.Path(k.Path))
