@@ -16,11 +16,12 @@ import (
 // times, `sshd -G`) and its `sshd -T` answers (the effective values for the configuration
 // files as they are, and the drop-in's values alone, see prove and reference), for the
 // binaries it asked. The probe answers only change with the binaries, the `sshd -T` ones
-// with the binary and the exact bytes sshd reads (their key); asking again is seven
-// process starts on every boot: ~1.8 s of a converged boot under TCG. A plan reads the record when both binaries are still the files
-// it names (path, inode, size, modification and change times: a package upgrade replaces
-// them); the step writes it (engine.Recorder) after any run that is not a dry-run and had
-// to ask. A plan never writes, so a dry-run changes nothing.
+// with the binary and the exact bytes sshd reads (their key); asking again is seven process
+// starts on every boot: ~1.8 s of a converged boot under TCG. A plan reads the record when
+// both binaries are still the files it names (path, inode, size, modification and change
+// times: a package upgrade replaces them); the step writes it (engine.Recorder) after any
+// run that is not a dry-run and had to ask. A plan never writes, so a dry-run changes
+// nothing. Without the crypto baseline (sshd.crypto: default) nothing is recorded.
 const ProbeRecord = "/var/lib/harden/openssh-probes.json"
 
 // binaryID names one version of a file.

@@ -501,8 +501,8 @@ func (s *Step) compare(ctx context.Context, env *engine.Env, p *engine.Plan, ws 
 // reference is what `sshd -T` prints for the drop-in's keywords. The
 // policy's own keywords have known forms; the others are normalised by
 // sshd itself (LoginGraceTime 1m -> 60), by running it on the drop-in alone
-// with the same host keys. The answer depends only on the binary and the drop-in, so it
-// is kept in ProbeRecord: a converged boot runs sshd once (the effective values), not twice.
+// with the same host keys. The answer depends only on the binary, the drop-in and the
+// arguments, so it is kept in ProbeRecord, as prove's is.
 func (s *Step) reference(ctx context.Context, env *engine.Env, ws []wanted, hostkeys string) (map[string]string, error) {
 	ref := map[string]string{}
 	extra := false
