@@ -612,7 +612,7 @@ check_services_owned() {
 # the profile; the path scan then works, and an EICAR file under /srv is blocked and alerted.
 # (clamonacc itself passes clamd open descriptors, which AppArmor lets through either way.)
 check_clamav_apparmor() {
-	local lo=/etc/apparmor.d/local/usr.sbin.clamd saved=$STATE/clamd-local.saved i before after avc reload
+	local lo=/etc/apparmor.d/local/usr.sbin.clamd saved=$STATE/clamd-local.saved i before after avc reload inherit
 	local eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 	if ! grep -qF '"/srv/**" r,' "$lo" || ! grep -q 'harden_virus_event' "$lo"; then
 		check clamav-apparmor-srv FAIL "$lo lacks harden's rules: $(tr '\n' '|' <"$lo")"
@@ -643,8 +643,12 @@ check_clamav_apparmor() {
 	cat /srv/eicar.com >/dev/null 2>&1
 	for i in $(seq 60); do
 		if journalctl -b -o cat "MESSAGE_ID=$ALERT_ID" | grep -q '/srv/eicar.com'; then
+			sleep 1 # auditd writes the VirusEvent's AVC records behind the alert
+			inherit=$(grep -a 'apparmor="DENIED"' /var/log/audit/audit.log | grep 'harden_virus_event' | grep -c 'operation="file_inherit"')
 			if [ -e /srv/eicar.com ] && cat /srv/eicar.com >/dev/null 2>&1; then
 				check clamav-apparmor-srv FAIL "alerted, but /srv/eicar.com is still readable"
+			elif [ "$inherit" -gt 0 ]; then
+				check clamav-apparmor-srv FAIL "alerted, but the harden_virus_event profile logged $inherit file_inherit denials (clamd's log, which its deny rule should keep quiet)"
 			else
 				check clamav-apparmor-srv PASS "without harden's lines a path scan of /srv is denied ('$before', $avc AVC denials); harden: $reload; then '$after', and /srv/eicar.com blocked and alerted after ${i}s"
 			fi

@@ -160,6 +160,9 @@ func localRules(paths []string, hardenPath, spoolDir string) []string {
 		"  /etc/harden/ r,",
 		"  /etc/harden/** r,",
 		"  /run/harden-watch/lock rk,",
+		// clamd's log descriptor is inherited through the VirusEvent shell; harden never
+		// writes it, and without a deny rule every virus event logs a denial for it.
+		"  deny /var/log/clamav/** w,",
 		fmt.Sprintf(`  "%s/inbox/" r,`, spool),
 		fmt.Sprintf(`  "%s/inbox/*" rw,`, spool),
 		"}",

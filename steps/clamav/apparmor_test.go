@@ -69,6 +69,7 @@ func TestAppArmorOverrideCoversOnAccessPaths(t *testing.T) {
 	// VirusEvent: the shell in clamd's profile, harden in its own child profile.
 	assert.Contains(t, local, "/{,usr/}bin/{,da,ba}sh ix,\n")
 	assert.Contains(t, local, `"/usr/local/sbin/harden" Cx -> harden_virus_event,`)
+	assert.Contains(t, local, "  deny /var/log/clamav/** w,", "clamd's inherited log is refused quietly")
 	assert.Contains(t, local, `  "/var/lib/harden/spool/inbox/*" rw,`)
 	assert.Equal(t, []string{"apparmor_parser -r -T -W " + ClamdProfile}, parserCalls(fake), "reloaded once, only when it changed")
 
