@@ -442,20 +442,28 @@ func TestSocketActivatedPortChange(t *testing.T) {
 	assert.Equal(t, []string{"ReloadOrTryRestartUnit(ssh.service, replace)"}, calls)
 }
 
+// generatorFixture is a machine with systemd-ssh-generator installed and its two sockets
+// listening beside a running ssh.service (plus extra units), on a fake systemd behind a
+// private dbus-daemon.
+func generatorFixture(t *testing.T, extra ...systemdtest.UnitSpec) (*engine.Env, *systemdtest.Fake, systemd.Opener) {
+	t.Helper()
+	env := newEnv(t, debianConfig)
+	enginetest.WriteFile(t, env, "/usr/lib/systemd/system-generators/systemd-ssh-generator", "#!/bin/sh\n")
+	bus := systemdtest.StartBus(t)
+	fake := systemdtest.NewFake(t, bus, append([]systemdtest.UnitSpec{
+		{Name: "ssh.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"},
+		{Name: "sshd-vsock.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
+		{Name: "sshd-unix-local.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
+	}, extra...))
+	return env, fake, systemd.Shared(systemd.Options{Address: bus.Address})
+}
+
 // systemd-ssh-generator's AF_VSOCK and AF_UNIX listeners bypass nftables: by default the
 // generator is masked (an empty file in /etc/systemd/system-generators, which survives
 // reboot and works in an image), systemd re-runs its generators and the sockets still
 // listening are stopped. The plan says so. With the policy key the mask goes again.
 func TestGeneratorSocketsShut(t *testing.T) {
-	env := newEnv(t, debianConfig)
-	enginetest.WriteFile(t, env, "/usr/lib/systemd/system-generators/systemd-ssh-generator", "#!/bin/sh\n")
-	bus := systemdtest.StartBus(t)
-	fake := systemdtest.NewFake(t, bus, []systemdtest.UnitSpec{
-		{Name: "ssh.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"},
-		{Name: "sshd-vsock.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
-		{Name: "sshd-unix-local.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
-	})
-	sd := systemd.Shared(systemd.Options{Address: bus.Address})
+	env, fake, sd := generatorFixture(t)
 	p, err := sshd.New(sshd.Options{Systemd: sd}).Plan(context.Background(), env)
 	require.NoError(t, err)
 	var actions []string
@@ -500,17 +508,9 @@ func TestGeneratorSocketsShut(t *testing.T) {
 // daemon-reload is left to that step, whose one reload serves its own masks too: the plan
 // says so, systemd reloads once, and the sockets are stopped all the same.
 func TestGeneratorReloadLeftToServicesStep(t *testing.T) {
-	env := newEnv(t, debianConfig)
-	enginetest.WriteFile(t, env, "/usr/lib/systemd/system-generators/systemd-ssh-generator", "#!/bin/sh\n")
-	bus := systemdtest.StartBus(t)
-	fake := systemdtest.NewFake(t, bus, []systemdtest.UnitSpec{
-		{Name: "ssh.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"},
-		{Name: "sshd-vsock.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
-		{Name: "sshd-unix-local.socket", FileState: "generated", LoadState: "loaded", ActiveState: "active", SubState: "listening"},
-		{Name: "cups.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"},
-	})
+	env, fake, sd := generatorFixture(t,
+		systemdtest.UnitSpec{Name: "cups.service", FileState: "enabled", LoadState: "loaded", ActiveState: "active", SubState: "running"})
 	fake.WriteUnitDirs(t, env.Root.Dir())
-	sd := systemd.Shared(systemd.Options{Address: bus.Address})
 	steps := func() []engine.Step { return []engine.Step{sshd.New(sshd.Options{Systemd: sd}), services.New(sd)} }
 
 	rep, _ := enginetest.Run(t, env, false, steps()...)
