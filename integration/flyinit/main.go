@@ -163,10 +163,41 @@ func loop(cfg Config, sigs chan os.Signal, entry, checker int) {
 			}
 		}
 	}
+	powerOff()
+}
+
+// powerOff drains the serial ports and powers the VM off. Without the drain, the checker's
+// last line ("DONE") can still sit in the kernel's transmit buffer of /dev/ttyS1 when the
+// machine stops, and the harness sees its control channel close before DONE (CI saw it).
+// Closing the tty does not drain it: background processes the checker started still hold it.
+func powerOff() {
 	logf("powering off")
+	drainSerial("/dev/ttyS1", "/dev/ttyS0")
 	unix.Sync()
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	select {}
+}
+
+// drainSerial waits, at most 5 s in all, until every byte written to the given ttys has
+// left the UART: TCSBRK with a non-zero argument is tcdrain(3).
+func drainSerial(ttys ...string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range ttys {
+			fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			_ = unix.IoctlSetInt(fd, unix.TCSBRK, 1)
+			_ = unix.Close(fd)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		logf("the serial ports did not drain within 5 s")
+	}
 }
 
 func status(ws unix.WaitStatus) string {
@@ -178,9 +209,7 @@ func status(ws unix.WaitStatus) string {
 
 func fatal(format string, args ...any) {
 	logf("FATAL: "+format, args...)
-	unix.Sync()
-	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
+	powerOff()
 }
 
 func mounts() {
