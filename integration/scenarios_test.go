@@ -76,6 +76,8 @@ var bakedChecks = map[int][]string{
 		// boot order: the host gets SSH's banner while harden-freshclam.service's freshclam
 		// still runs (it hangs on an unreachable mirror)
 		"ssh-during-freshclam", "host-ssh-early",
+		// a person's dry-run during that download neither waits for it nor starts another
+		"dryrun-during-freshclam",
 		// from the host, through the forwarded ports (hostProbe)
 		"host-ssh-port", "host-closed-port", "host-ssh-password", "host-ssh-audit",
 		// alerts: the guest's side, then the host's burst and the webhook receiver (hostAlerts)

@@ -21,6 +21,7 @@ import (
 	"github.com/harden-dev/harden/internal/command"
 	"github.com/harden-dev/harden/internal/engine"
 	"github.com/harden-dev/harden/internal/fsroot"
+	"github.com/harden-dev/harden/internal/policy"
 )
 
 type applyFlags struct {
@@ -30,6 +31,13 @@ type applyFlags struct {
 	root, netns, lock        string
 	lockWait                 time.Duration
 	freshclamFirstRetry      time.Duration // harden freshclam --first-retry
+	freshclamLockWait        time.Duration // harden freshclam: wait for another run's download
+	// stepsUnlocked: the steps run without the run lock, which is taken only to save the
+	// report. Only for harden freshclam's download (the freshclam step alone), which holds
+	// its own lock and touches nothing another step does: a download takes minutes, and a
+	// person's apply or dry-run must not wait for the CDN. A policy that does not load still
+	// fails closed under the run lock.
+	stepsUnlocked bool
 }
 
 func newApplyCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -103,11 +111,18 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 		fmt.Fprintf(stderr, "harden: policy %s not loaded: %v\nharden: failing closed: applying the embedded default firewall only\n", polName, polErr)
 	}
 	lockRoot, lockName := lockPath(root, f.lock)
-	lock, err := engine.AcquireIn(ctx, lockRoot, lockName, !f.dryRun, f.lockWait)
-	if err != nil {
-		return nil, needsRoot(err)
+	takeLock := func() (*engine.Lock, error) {
+		lock, err := engine.AcquireIn(ctx, lockRoot, lockName, !f.dryRun, f.lockWait)
+		return lock, needsRoot(err)
 	}
-	defer lock.Release()
+	unlocked := f.stepsUnlocked && polErr == nil
+	if !unlocked {
+		lock, err := takeLock()
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
+	}
 
 	logger := logrus.New()
 	logger.SetOutput(stderr)
@@ -120,7 +135,8 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if !f.dryRun || f.record {
 		sink = changelog.Auto(stderr)
 	}
-	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root, freshclamFirstRetry: f.freshclamFirstRetry}),
+	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root,
+		freshclamFirstRetry: f.freshclamFirstRetry, freshclamLockWait: f.freshclamLockWait}),
 		Log: changelog.New(sink, runID), Stderr: stderr}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
@@ -131,9 +147,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 		return nil, err
 	}
 	if !f.dryRun || f.record {
-		if err := engine.SaveReport(root, pol, rep); err != nil {
-			fmt.Fprintf(stderr, "harden: %v\n", err)
-		}
+		saveReport(root, pol, rep, unlocked, takeLock, stderr)
 	}
 	// The drift timer alerts on a broken policy too (through the default's sinks): a machine
 	// that would fail closed at its next boot is off policy.
@@ -141,6 +155,23 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 		raiseDrift(ctx, pol, f.root, rep, stderr)
 	}
 	return rep, nil
+}
+
+// saveReport writes the run's report and metrics; under the run lock, which a run whose
+// steps ran without it (stepsUnlocked) takes now: the report merges the last one's steps, and
+// two runs merging at once would lose one's.
+func saveReport(root fsroot.Root, pol *policy.Policy, rep *engine.Report, unlocked bool, takeLock func() (*engine.Lock, error), stderr io.Writer) {
+	if unlocked {
+		lock, err := takeLock()
+		if err != nil {
+			fmt.Fprintf(stderr, "harden: report not saved: %v\n", err)
+			return
+		}
+		defer lock.Release()
+	}
+	if err := engine.SaveReport(root, pol, rep); err != nil {
+		fmt.Fprintf(stderr, "harden: %v\n", err)
+	}
 }
 
 // lockPath puts the default lock inside --root, so tests with a temp root never share the

@@ -24,8 +24,10 @@ func newFreshclamCmd(stdout, stderr io.Writer) *cobra.Command {
 as "harden apply --only freshclam,services" (services starts clamd and clamonacc once there are
 signatures). After a failed update it waits out the step's back-off (--first-retry, doubling,
 at most 1h) or the ClamAV CDN's cool-down, and tries again, for at most --for; between
-attempts it holds no lock. SSH never waits for it. SIGTERM stops it between attempts (an
-attempt runs to its end).
+attempts it holds no lock, and the download itself holds only its own
+(/run/harden-freshclam/lock, one download at a time): the run lock is taken for the services
+step and the report, so a person's apply or dry-run never waits for the CDN. SSH never waits
+for it. SIGTERM stops it between attempts (an attempt runs to its end).
 
 ` + exitCodesHelp,
 		Example: `  harden freshclam
@@ -33,15 +35,15 @@ attempt runs to its end).
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exitCode(freshclamLoop(cmd.Context(), applyFlags{policy: policyFile, root: root,
-				only: []string{"freshclam", "services"}, output: "text", lock: engine.DefaultLockPath,
-				lockWait: lockWait, freshclamFirstRetry: firstRetry}, window, stdout, stderr))
+				output: "text", lock: engine.DefaultLockPath, lockWait: lockWait,
+				freshclamFirstRetry: firstRetry, freshclamLockWait: lockWait}, window, stdout, stderr))
 		},
 	}
 	fl := cmd.Flags()
 	fl.DurationVar(&window, "for", time.Hour, "keep retrying a failed update for this long (`DURATION`)")
 	fl.StringVar(&policyFile, "policy", "", "policy `FILE` (default /etc/harden/policy.yaml if present, else the embedded default)")
 	fl.StringVar(&root, "root", "/", "`DIR` prefixed to every file harden reads or writes (tests)")
-	fl.DurationVar(&lockWait, "lock-wait", 30*time.Minute, "how long to wait for another run (harden.service, package removal) to finish (`DURATION`)")
+	fl.DurationVar(&lockWait, "lock-wait", 30*time.Minute, "how long to wait for another run (harden.service, package removal, another download) to finish (`DURATION`)")
 	fl.DurationVar(&firstRetry, "first-retry", time.Minute, "wait after the first failed update, doubled after each further failure, at most 1h (`DURATION`)")
 	_ = cmd.MarkFlagFilename("policy", "yaml", "yml")
 	_ = cmd.MarkFlagDirname("root")
@@ -54,12 +56,11 @@ attempt runs to its end).
 func freshclamLoop(ctx context.Context, f applyFlags, window time.Duration, stdout, stderr io.Writer) int {
 	deadline := time.Now().Add(window)
 	for {
-		rep, err := apply(ctx, f, stderr)
+		rep, err := freshclamOnce(ctx, f, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "harden freshclam: %v\n", err)
 			return exitError
 		}
-		_ = rep.WriteText(stdout)
 		next, done, err := nextFreshclam(f.root, f.policy)
 		switch {
 		case err != nil:
@@ -82,6 +83,34 @@ func freshclamLoop(ctx context.Context, f applyFlags, window time.Duration, stdo
 		case <-time.After(time.Until(next)):
 		}
 	}
+}
+
+// freshclamOnce is one attempt: the freshclam step without the run lock (the download holds
+// its own), then the services step under it (it starts clamd and clamonacc once there are
+// signatures). It returns the worse of the two reports; a policy that does not load fails
+// closed in the first, and the second is not run.
+func freshclamOnce(ctx context.Context, f applyFlags, stdout, stderr io.Writer) (*engine.Report, error) {
+	dl := f
+	dl.only, dl.stepsUnlocked = []string{"freshclam"}, true
+	rep, err := apply(ctx, dl, stderr)
+	if err != nil {
+		return nil, err
+	}
+	_ = rep.WriteText(stdout)
+	if rep.FailClosed || ctx.Err() != nil {
+		return rep, nil
+	}
+	svc := f
+	svc.only = []string{"services"}
+	rep2, err := apply(ctx, svc, stderr)
+	if err != nil {
+		return nil, err
+	}
+	_ = rep2.WriteText(stdout)
+	if rep2.ExitCode(false) > rep.ExitCode(false) {
+		return rep2, nil
+	}
+	return rep, nil
 }
 
 // nextFreshclam reads the freshclam step's record: when the next attempt is due, or done.

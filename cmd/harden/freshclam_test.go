@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/install"
 	"github.com/harden-dev/harden/steps/clamav"
 )
@@ -75,6 +78,58 @@ func TestFreshclamCommandGivesUpAfterItsWindow(t *testing.T) {
 	assert.Equal(t, 1, runs(t, counter))
 	assert.Contains(t, errs, "giving up for this boot")
 	assert.Contains(t, out, "refused: freshclam exit status 11")
+}
+
+// harden freshclam's download holds only its own lock: it starts while another run holds
+// the run lock; while it runs, a person's dry-run does not wait for it (it reports the
+// download and who makes it) and a person's apply does not start a second one; the services
+// step after it takes the run lock.
+func TestFreshclamDownloadHoldsOnlyItsOwnLock(t *testing.T) {
+	root, pol, counter := freshclamTree(t, 0)
+	// The fake freshclam of freshclamTree, behind a gate: it counts its starts, then waits.
+	gate, started := filepath.Join(t.TempDir(), "gate"), filepath.Join(t.TempDir(), "started")
+	bin := filepath.Dir(counter)
+	fake, err := os.ReadFile(filepath.Join(bin, "freshclam"))
+	require.NoError(t, err)
+	write(t, filepath.Join(bin, "freshclam"), strings.Replace(string(fake), "#!/bin/sh\n",
+		"#!/bin/sh\necho run >> "+started+"\nfor i in $(seq 200); do [ -e "+gate+" ] && break; sleep 0.1; done\n", 1), 0o755)
+
+	runLock, err := engine.AcquireIn(context.Background(), fsroot.New(root), engine.DefaultLockPath, true, 0)
+	require.NoError(t, err)
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errs := harden(t, "freshclam", "--root", root, "--policy", pol, "--lock-wait", "30s")
+		done <- result{code, out, errs}
+	}()
+	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, 10*time.Second, 20*time.Millisecond,
+		"the download must start while another run holds the run lock")
+	require.NoError(t, runLock.Release())
+
+	start := time.Now()
+	code, out, errs := harden(t, "apply", "--dry-run", "--root", root, "--policy", pol, "--only", "freshclam", "--lock-wait", "2s")
+	assert.Equal(t, 0, code, errs)
+	assert.Less(t, time.Since(start), 2*time.Second, "a dry-run does not wait for the download")
+	assert.Contains(t, out, "a signature update is running in another run (")
+
+	code, out, errs = harden(t, "apply", "--root", root, "--policy", pol, "--only", "freshclam", "--lock-wait", "2s")
+	assert.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "a signature update is running in another run (", "no second download beside the first")
+	assert.Equal(t, 1, runs(t, started), "one freshclam started")
+
+	write(t, gate, "", 0o644)
+	select {
+	case r := <-done:
+		assert.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
+		assert.Contains(t, r.out, "freshclam: changed")
+		assert.Contains(t, r.out, "services: ", "the services step runs after the download")
+	case <-time.After(30 * time.Second):
+		t.Fatal("harden freshclam did not finish after its download")
+	}
+	assert.Equal(t, 1, runs(t, counter))
 }
 
 // harden.service's run leaves out what SSH must not wait for.

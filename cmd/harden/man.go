@@ -22,6 +22,7 @@ var manFiles = [][2]string{
 	{"/etc/harden/policy.yaml", "the machine's policy, laid over the embedded default; must be owned by root and not writable by group or others"},
 	{"/etc/harden/image-build", "the image build stamp (BUILD_TIME, IMAGE_ID) written by harden stamp"},
 	{"/run/harden.lock", "one run at a time: exclusive for apply, shared for a dry-run"},
+	{"/run/harden-freshclam/lock", "one signature download at a time (harden freshclam holds it, not the run lock, while freshclam downloads)"},
 	{"/var/lib/harden/last-run.json, last-run-dryrun.json", "the last run's report (the --output json document)"},
 	{"/var/lib/prometheus/node-exporter/harden*.prom", "node_exporter textfiles: harden.prom (the last apply), harden-dryrun.prom (the last recorded dry-run), harden-watch.prom (harden watch)"},
 	{"/var/lib/harden/spool/", "the alert spool: alerts/, delivered/, deadletter/<sink>/ (alerts a sink refused for good) and inbox/"},

@@ -247,6 +247,7 @@ check_ssh_during_freshclam() {
 		return
 	}
 	host ssh-banner
+	dryrun_during_freshclam "$pid"
 	stat2=$(cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null)
 	tick=$(getconf CLK_TCK)
 	started=$((stat1 * 1000 / tick))
@@ -268,6 +269,25 @@ check_ssh_during_freshclam() {
 		sleep 1
 	done
 	systemctl stop harden-freshclam.service
+}
+
+# dryrun_during_freshclam PID: a person's dry-run while harden-freshclam.service's freshclam
+# (PID) downloads does not wait for it (the download holds /run/harden-freshclam/lock, not
+# the run lock) and says who downloads; the download is still the same process afterwards.
+dryrun_during_freshclam() {
+	local pid=$1 stat1 start end out rc
+	stat1=$(cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null)
+	start=$(date +%s%N)
+	out=$(harden apply --dry-run --only freshclam --lock-wait 2s 2>&1)
+	rc=$?
+	end=$(date +%s%N)
+	if [ "$(cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null)" != "$stat1" ]; then
+		check dryrun-during-freshclam FAIL "freshclam (pid $pid) ended before the dry-run did: nothing shown"
+	elif [ "$rc" = 0 ] && grep -q 'a signature update is running in another run (/usr/local/sbin/harden freshclam (pid ' <<<"$out"; then
+		check dryrun-during-freshclam PASS "harden apply --dry-run took $(((end - start) / 1000000)) ms during freshclam's download (pid $pid) and named it: $(grep -o 'a signature update is running[^:]*' <<<"$out" | head -1)"
+	else
+		check dryrun-during-freshclam FAIL "exit $rc after $(((end - start) / 1000000)) ms: $(tr '\n' '|' <<<"$out" | cut -c1-400)"
+	fi
 }
 
 check_sshd() {

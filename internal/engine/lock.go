@@ -93,6 +93,35 @@ func AcquireIn(ctx context.Context, root fsroot.Root, name string, exclusive boo
 	return &Lock{files: []*os.File{f}}, nil
 }
 
+// HeldError is the error of a lock another run held for longer than the wait.
+type HeldError struct {
+	Name   string
+	Holder string // what the holder wrote into the lock file ("" when not known)
+	Waited time.Duration
+}
+
+func (e *HeldError) Error() string {
+	who := ""
+	if e.Holder != "" {
+		who = ": " + e.Holder
+	}
+	return fmt.Sprintf("another harden run holds %s%s (waited %s; --lock-wait waits longer)", e.Name, who, e.Waited)
+}
+
+// Held reports whether another process holds the lock name inside root exclusively, and
+// who, without waiting and without creating anything (a dry-run's plan may ask).
+func Held(ctx context.Context, root fsroot.Root, name string) (holder string, held bool, err error) {
+	l, err := AcquireIn(ctx, root, name, false, 0)
+	var he *HeldError
+	if errors.As(err, &he) {
+		return he.Holder, true, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return "", false, l.Release()
+}
+
 // holder reads what the run holding the lock wrote into the lock file ("" when it is not
 // known: a directory lock, an older harden, an unreadable file).
 func holder(f *os.File) string {
@@ -113,11 +142,7 @@ func flock(ctx context.Context, f *os.File, how int, deadline time.Time, name st
 			return fmt.Errorf("lock %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
-			who := ""
-			if h := holder(f); h != "" {
-				who = ": " + h
-			}
-			return fmt.Errorf("another harden run holds %s%s (waited %s; --lock-wait waits longer)", name, who, wait)
+			return &HeldError{Name: name, Holder: holder(f), Waited: wait}
 		}
 		select {
 		case <-ctx.Done():

@@ -548,3 +548,34 @@ func TestEnvRunsNamesTheSelectedSteps(t *testing.T) {
 	run(t, engine.Options{DryRun: true}, a, later)
 	assert.Equal(t, []bool{true, false, false, true}, a.sawLater)
 }
+
+// Held says whether another run holds a lock, and who, without waiting and without creating
+// anything; a run that holds it shared (a dry-run) does not count.
+func TestHeldAsksWithoutWaitingOrCreating(t *testing.T) {
+	root := fsroot.New(t.TempDir())
+	ctx := context.Background()
+	const name = "/run/x/lock"
+	who, held, err := engine.Held(ctx, root, name)
+	require.NoError(t, err)
+	assert.False(t, held)
+	assert.Empty(t, who)
+	_, err = root.Lstat("/run")
+	require.ErrorIs(t, err, fs.ErrNotExist, "asking created a directory")
+
+	l, err := engine.AcquireIn(ctx, root, name, true, 0)
+	require.NoError(t, err)
+	start := time.Now()
+	who, held, err = engine.Held(ctx, root, name)
+	require.NoError(t, err)
+	assert.True(t, held)
+	assert.Contains(t, who, fmt.Sprintf("(pid %d)", os.Getpid()))
+	assert.Less(t, time.Since(start), time.Second)
+	require.NoError(t, l.Release())
+
+	shared, err := engine.AcquireIn(ctx, root, name, false, 0)
+	require.NoError(t, err)
+	_, held, err = engine.Held(ctx, root, name)
+	require.NoError(t, err)
+	assert.False(t, held, "a shared holder is not a download")
+	require.NoError(t, shared.Release())
+}

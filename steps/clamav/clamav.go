@@ -24,6 +24,11 @@ const (
 	DefaultDBDir  = "/var/lib/clamav"
 	// StatePath records freshclam attempts (time, boot, result) for the back-off.
 	StatePath = "/var/lib/harden/freshclam.json"
+	// DownloadLockPath is held for the length of a signature download, by whichever run makes
+	// it: downloads are one at a time, and the run lock (/run/harden.lock) is not held for
+	// them by harden freshclam, so a person's apply or dry-run never waits minutes for the CDN.
+	// In its own directory: the run lock's directory lock is /run's.
+	DownloadLockPath = "/run/harden-freshclam/lock"
 	// HardenPath is where images install harden (the same path every unit runs); VirusEvent
 	// calls it.
 	HardenPath = install.Binary
@@ -48,6 +53,10 @@ type Options struct {
 	// FirstRetry is the wait after the first failure of a boot; each further failure in
 	// the same boot doubles it, up to RetryAfterFailure (0 = 1m).
 	FirstRetry time.Duration
+	// DownloadLockWait is how long an update waits for another run's download to end
+	// (DownloadLockPath) before it is refused (0: not at all; a person's apply then says who
+	// is downloading rather than hang). harden freshclam waits its --lock-wait.
+	DownloadLockWait time.Duration
 }
 
 func (opts Options) withDefaults() Options {

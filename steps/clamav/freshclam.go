@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ func (s *Freshclam) Plan(ctx context.Context, env *engine.Env) (*engine.Plan, er
 	if err != nil || !ok {
 		return p, err // no freshclam: the clamav step reports ClamAV missing
 	}
-	return p, s.planUpdate(env, p, dbDirOf(kvconf.Parse(data, kvconf.Space)))
+	return p, s.planUpdate(ctx, env, p, dbDirOf(kvconf.Parse(data, kvconf.Space)))
 }
 
 // Apply implements engine.Step.
@@ -164,8 +165,17 @@ func sameBoot(env *engine.Env, last attempt, window time.Duration) bool {
 
 // planUpdate plans a freshclam run when one is due: none after this boot's run succeeded;
 // after a failure, not before its back-off (and the CDN's cool-down) has passed. The re-plan
-// after Apply and a second run in the same boot plan nothing until then.
-func (s *Freshclam) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) error {
+// after Apply and a second run in the same boot plan nothing until then. While another run
+// downloads (it holds DownloadLockPath), nothing either: that run records the outcome.
+func (s *Freshclam) planUpdate(ctx context.Context, env *engine.Env, p *engine.Plan, dbDir string) error {
+	if who, held, err := engine.Held(ctx, env.Root, DownloadLockPath); err != nil {
+		return err
+	} else if held {
+		p.Find(&engine.Finding{ID: "clamav.freshclam-running", Severity: engine.Info, Object: "freshclam",
+			Message: "a signature update is running in another run" + holderSuffix(who) + ": this run leaves it alone",
+			Reason:  "clamav.freshclam"})
+		return nil
+	}
 	last, err := readAttempt(env)
 	if err != nil {
 		return err
@@ -204,11 +214,49 @@ func (s *Freshclam) planUpdate(env *engine.Env, p *engine.Plan, dbDir string) er
 		Object: "signatures " + dbDir, Action: engine.ActionUpdate,
 		Before: before, After: "latest from " + from,
 		Reason: "clamav.freshclam",
-		Do:     func(ctx context.Context) error { return s.runFreshclam(ctx, env, dbDir, boot) },
-		// freshclam's own bound, then SIGTERM and the grace it gets to finish writing.
-		Timeout: env.Policy.ClamAV.Freshclam.Timeout.D() + command.DefaultGrace + 5*time.Second,
+		Do:     func(ctx context.Context) error { return s.download(ctx, env, dbDir, boot, last) },
+		// The wait for another run's download, then freshclam's own bound, SIGTERM and the
+		// grace it gets to finish writing.
+		Timeout: s.opts.DownloadLockWait + env.Policy.ClamAV.Freshclam.Timeout.D() + command.DefaultGrace + 5*time.Second,
 	})
 	return nil
+}
+
+func holderSuffix(who string) string {
+	if who == "" {
+		return ""
+	}
+	return " (" + who + ")"
+}
+
+// download runs freshclam under DownloadLockPath. Another run's download first: wait for it
+// (DownloadLockWait) and, when that run made this boot's attempt meanwhile, leave it at
+// that: a second request to the CDN right after the first is what gets a machine
+// rate-limited. Either way the change is refused, not applied: this run downloaded nothing.
+func (s *Freshclam) download(ctx context.Context, env *engine.Env, dbDir, boot string, planned attempt) error {
+	lock, err := engine.AcquireIn(ctx, env.Root, DownloadLockPath, true, s.opts.DownloadLockWait)
+	var held *engine.HeldError
+	if errors.As(err, &held) {
+		return engine.Refuse("a signature update is running in another run%s", holderSuffix(held.Holder))
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if now, err := readAttempt(env); err != nil {
+		return err
+	} else if !now.At.Equal(planned.At) {
+		return engine.Refuse("another run updated the signatures while this one waited (at %s: %s)",
+			now.At.Format(time.RFC3339), outcome(now))
+	}
+	return s.runFreshclam(ctx, env, dbDir, boot)
+}
+
+func outcome(a attempt) string {
+	if a.OK {
+		return fmt.Sprintf("daily %d", a.Daily)
+	}
+	return "failed: " + a.Error
 }
 
 // runFreshclam runs freshclam once, bounded by clamav.freshclam.timeout (its whole process

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -413,4 +414,112 @@ func updates(p *engine.Plan) []*engine.Change {
 		}
 	}
 	return out
+}
+
+// holdDownload holds the download lock inside env's root as another run's download would
+// (exclusive, with a holder line), until the returned func is called.
+func holdDownload(t *testing.T, env *engine.Env) func() {
+	t.Helper()
+	l, err := engine.AcquireIn(context.Background(), env.Root, DownloadLockPath, true, 0)
+	require.NoError(t, err)
+	var once sync.Once
+	release := func() { once.Do(func() { _ = l.Release() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// While another run downloads, a plan leaves the update to it, says so and who, and a
+// dry-run of that plan changes nothing. Once the download is over, the update is planned.
+func TestFreshclamLeavesARunningDownloadAlone(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	updateOnly(env)
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
+	step := NewFreshclam(Options{})
+	release := holdDownload(t, env)
+
+	rep := enginetest.DryRunChangesNothing(t, env, step, func() string { return enginetest.TreeDigest(t, env.Root.Path("/")) })
+	assert.Zero(t, rep.ChangeCount())
+	plan, err := step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Empty(t, updates(plan))
+	f := finding(plan, "clamav.freshclam-running")
+	require.NotNil(t, f, "findings: %+v", plan.Findings)
+	assert.Contains(t, f.Message, "(pid ", "names the run that holds it")
+	enginetest.Converges(t, env, step)
+	assert.Zero(t, fake.count(), "no second download beside the running one")
+
+	release()
+	plan, err = step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Len(t, updates(plan), 1, "the lock is free: the update is due again")
+	assert.Nil(t, finding(plan, "clamav.freshclam-running"))
+}
+
+// A download that starts after the plan and is still running at the change: without a wait
+// the change is refused at once, naming the holder; the machine is left as it was.
+func TestFreshclamRefusedWhileAnotherRunDownloads(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	updateOnly(env)
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
+	step := NewFreshclam(Options{})
+	plan, err := step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	require.Len(t, updates(plan), 1)
+
+	holdDownload(t, env)
+	err = updates(plan)[0].Do(context.Background())
+	var refused *engine.Refusal
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, refused.Why, "a signature update is running in another run (")
+	assert.Zero(t, fake.count())
+	_, statErr := env.Root.Stat(StatePath)
+	assert.ErrorIs(t, statErr, os.ErrNotExist, "no attempt recorded: this run made none")
+}
+
+// harden freshclam waits for another run's download (DownloadLockWait) and, when that run
+// made this boot's attempt meanwhile, does not ask the CDN a second time. A wait that ends
+// without another attempt on record downloads as planned.
+func TestFreshclamWaitsForAnotherDownloadThenLeavesIt(t *testing.T) {
+	env, fake := testEnv(t, nil, nil)
+	updateOnly(env)
+	writeDB(t, env, "daily.cld", enginetest.Now.Add(-4*24*time.Hour), 27090)
+	fake.fn = func(context.Context, command.Cmd) (command.Result, error) {
+		writeDB(t, env, "daily.cld", enginetest.Now.Add(-time.Hour), 27300)
+		return command.Result{}, nil
+	}
+	step := NewFreshclam(Options{DownloadLockWait: 10 * time.Second})
+	plan, err := step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	require.Len(t, updates(plan), 1)
+
+	release := holdDownload(t, env)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		other := attempt{At: enginetest.Now.Add(time.Second), BootID: "0b1c2d3e-0000-4000-8000-000000000001", OK: true, Daily: 27200}
+		b, _ := json.Marshal(other)
+		_ = env.Root.WriteState(StatePath, b, 0o644)
+		release()
+	}()
+	start := time.Now()
+	err = updates(plan)[0].Do(context.Background())
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "waited for the other download")
+	var refused *engine.Refusal
+	require.ErrorAs(t, err, &refused)
+	assert.Contains(t, refused.Why, "another run updated the signatures while this one waited")
+	assert.Contains(t, refused.Why, "daily 27200")
+	assert.Zero(t, fake.count(), "the CDN is asked once per boot, not once per run")
+	plan, err = step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	assert.Empty(t, updates(plan), "converged: the other run's update counts")
+
+	// Control: a wait that ends with nothing new on record downloads.
+	enginetest.WriteFile(t, env, BootIDPath, "boot-2\n")
+	plan, err = step.Plan(context.Background(), env)
+	require.NoError(t, err)
+	require.Len(t, updates(plan), 1)
+	release = holdDownload(t, env)
+	time.AfterFunc(200*time.Millisecond, release)
+	require.NoError(t, updates(plan)[0].Do(context.Background()))
+	assert.Equal(t, 1, fake.count())
+	assert.Equal(t, 27300, readRecord(t, env).Daily)
 }
