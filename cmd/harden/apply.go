@@ -31,7 +31,6 @@ type applyFlags struct {
 	root, netns, lock        string
 	lockWait                 time.Duration
 	freshclamFirstRetry      time.Duration // harden freshclam --first-retry
-	freshclamLockWait        time.Duration // harden freshclam: wait for another run's download
 	// stepsUnlocked: the steps run without the run lock, which is taken only to save the
 	// report. Only for harden freshclam's download (the freshclam step alone), which holds
 	// its own lock and touches nothing another step does: a download takes minutes, and a
@@ -135,8 +134,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 	if !f.dryRun || f.record {
 		sink = changelog.Auto(stderr)
 	}
-	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root,
-		freshclamFirstRetry: f.freshclamFirstRetry, freshclamLockWait: f.freshclamLockWait}),
+	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root, freshclamFirstRetry: f.freshclamFirstRetry}),
 		Log: changelog.New(sink, runID), Stderr: stderr}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{

@@ -36,7 +36,7 @@ for it. SIGTERM stops it between attempts (an attempt runs to its end).
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return exitCode(freshclamLoop(cmd.Context(), applyFlags{policy: policyFile, root: root,
 				output: "text", lock: engine.DefaultLockPath, lockWait: lockWait,
-				freshclamFirstRetry: firstRetry, freshclamLockWait: lockWait}, window, stdout, stderr))
+				freshclamFirstRetry: firstRetry}, window, stdout, stderr))
 		},
 	}
 	fl := cmd.Flags()
@@ -60,6 +60,10 @@ func freshclamLoop(ctx context.Context, f applyFlags, window time.Duration, stdo
 		if err != nil {
 			fmt.Fprintf(stderr, "harden freshclam: %v\n", err)
 			return exitError
+		}
+		if rep == nil { // stopped while another run downloaded
+			fmt.Fprintf(stderr, "harden freshclam: stopped before this boot's update\n")
+			return exitOK
 		}
 		next, done, err := nextFreshclam(f.root, f.policy)
 		switch {
@@ -90,6 +94,9 @@ func freshclamLoop(ctx context.Context, f applyFlags, window time.Duration, stdo
 // signatures). It returns the worse of the two reports; a policy that does not load fails
 // closed in the first, and the second is not run.
 func freshclamOnce(ctx context.Context, f applyFlags, stdout, stderr io.Writer) (*engine.Report, error) {
+	if err := waitForDownload(ctx, f.root, f.lockWait, stderr); err != nil || ctx.Err() != nil {
+		return nil, err
+	}
 	dl := f
 	dl.only, dl.stepsUnlocked = []string{"freshclam"}, true
 	rep, err := apply(ctx, dl, stderr)
@@ -111,6 +118,30 @@ func freshclamOnce(ctx context.Context, f applyFlags, stdout, stderr io.Writer) 
 		return rep2, nil
 	}
 	return rep, nil
+}
+
+// waitForDownload waits, at most wait, while another run (a person's apply) downloads the
+// signatures, so the plan after it sees that run's attempt and does not ask the CDN again.
+// SIGTERM (ctx) ends the wait (the caller then stops). After wait it goes on: the freshclam
+// step then leaves the running download alone and says so.
+func waitForDownload(ctx context.Context, root string, wait time.Duration, stderr io.Writer) error {
+	r := fsroot.New(root)
+	deadline, said := time.Now().Add(wait), false
+	for {
+		who, held, err := engine.Held(ctx, r, clamav.DownloadLockPath)
+		if err != nil || !held || time.Now().After(deadline) {
+			return needsRoot(err)
+		}
+		if !said {
+			fmt.Fprintf(stderr, "harden freshclam: waiting for another run's signature download (%s)\n", who)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // nextFreshclam reads the freshclam step's record: when the next attempt is due, or done.

@@ -86,13 +86,7 @@ func TestFreshclamCommandGivesUpAfterItsWindow(t *testing.T) {
 // step after it takes the run lock.
 func TestFreshclamDownloadHoldsOnlyItsOwnLock(t *testing.T) {
 	root, pol, counter := freshclamTree(t, 0)
-	// The fake freshclam of freshclamTree, behind a gate: it counts its starts, then waits.
-	gate, started := filepath.Join(t.TempDir(), "gate"), filepath.Join(t.TempDir(), "started")
-	bin := filepath.Dir(counter)
-	fake, err := os.ReadFile(filepath.Join(bin, "freshclam"))
-	require.NoError(t, err)
-	write(t, filepath.Join(bin, "freshclam"), strings.Replace(string(fake), "#!/bin/sh\n",
-		"#!/bin/sh\necho run >> "+started+"\nfor i in $(seq 200); do [ -e "+gate+" ] && break; sleep 0.1; done\n", 1), 0o755)
+	gate, started := gateFreshclam(t, counter)
 
 	runLock, err := engine.AcquireIn(context.Background(), fsroot.New(root), engine.DefaultLockPath, true, 0)
 	require.NoError(t, err)
@@ -129,6 +123,60 @@ func TestFreshclamDownloadHoldsOnlyItsOwnLock(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("harden freshclam did not finish after its download")
 	}
+	assert.Equal(t, 1, runs(t, counter))
+}
+
+// gateFreshclam puts the fake freshclam of freshclamTree behind a gate: it counts its
+// starts in the returned file, then waits (at most 20 s) for the gate file to exist.
+func gateFreshclam(t *testing.T, counter string) (gate, started string) {
+	t.Helper()
+	gate, started = filepath.Join(t.TempDir(), "gate"), filepath.Join(t.TempDir(), "started")
+	bin := filepath.Dir(counter)
+	fake, err := os.ReadFile(filepath.Join(bin, "freshclam"))
+	require.NoError(t, err)
+	write(t, filepath.Join(bin, "freshclam"), strings.Replace(string(fake), "#!/bin/sh\n",
+		"#!/bin/sh\necho run >> "+started+"\nfor i in $(seq 200); do [ -e "+gate+" ] && break; sleep 0.1; done\n", 1), 0o755)
+	return gate, started
+}
+
+// harden freshclam started while a person's apply downloads waits for that download, and
+// then does not ask the CDN a second time: that run's attempt is this boot's.
+func TestFreshclamWaitsForAnotherRunsDownload(t *testing.T) {
+	root, pol, counter := freshclamTree(t, 0)
+	gate, started := gateFreshclam(t, counter)
+	byHand := make(chan int, 1)
+	go func() {
+		code, _, _ := harden(t, "apply", "--root", root, "--policy", pol, "--only", "freshclam")
+		byHand <- code
+	}()
+	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, 10*time.Second, 20*time.Millisecond)
+
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errs := harden(t, "freshclam", "--root", root, "--policy", pol, "--lock-wait", "30s")
+		done <- result{code, out, errs}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("harden freshclam did not wait for the running download: %+v", r)
+	default:
+	}
+	write(t, gate, "", 0o644)
+	assert.Equal(t, 0, <-byHand)
+	select {
+	case r := <-done:
+		assert.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
+		assert.Contains(t, r.err, "harden freshclam: waiting for another run's signature download (")
+		assert.Contains(t, r.out, "freshclam: ok", "nothing left to do after the other run's update")
+	case <-time.After(30 * time.Second):
+		t.Fatal("harden freshclam did not finish after the other download")
+	}
+	assert.Equal(t, 1, runs(t, started), "one request to the CDN this boot")
 	assert.Equal(t, 1, runs(t, counter))
 }
 

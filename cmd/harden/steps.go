@@ -24,9 +24,6 @@ type stepOptions struct {
 	root  string // --root: "/" is this machine; anything else is a tree (an image, a test)
 	// freshclamFirstRetry is the freshclam step's first back-off (0: its default, 1 min).
 	freshclamFirstRetry time.Duration
-	// freshclamLockWait: how long an update waits for another run's download (0: refused
-	// at once, naming the holder).
-	freshclamLockWait time.Duration
 	// boot: the steps of `harden boot`, where there is no systemd. sshd is started after its
 	// step by harden boot, never reloaded over D-Bus; freshclam runs in the background so the
 	// app never waits for the network; and harden boot brings its own services step.
@@ -68,7 +65,7 @@ func buildSteps(o stepOptions) []engine.Step {
 		return steps
 	}
 	return append(steps,
-		clamav.NewFreshclam(clamav.Options{FirstRetry: o.freshclamFirstRetry, DownloadLockWait: o.freshclamLockWait}), // its own unit at boot: it needs the network
+		clamav.NewFreshclam(clamav.Options{FirstRetry: o.freshclamFirstRetry}), // its own unit at boot: it needs the network
 		services.New(sd),
 	)
 }

@@ -53,10 +53,6 @@ type Options struct {
 	// FirstRetry is the wait after the first failure of a boot; each further failure in
 	// the same boot doubles it, up to RetryAfterFailure (0 = 1m).
 	FirstRetry time.Duration
-	// DownloadLockWait is how long an update waits for another run's download to end
-	// (DownloadLockPath) before it is refused (0: not at all; a person's apply then says who
-	// is downloading rather than hang). harden freshclam waits its --lock-wait.
-	DownloadLockWait time.Duration
 }
 
 func (opts Options) withDefaults() Options {

@@ -215,9 +215,8 @@ func (s *Freshclam) planUpdate(ctx context.Context, env *engine.Env, p *engine.P
 		Before: before, After: "latest from " + from,
 		Reason: "clamav.freshclam",
 		Do:     func(ctx context.Context) error { return s.download(ctx, env, dbDir, boot, last) },
-		// The wait for another run's download, then freshclam's own bound, SIGTERM and the
-		// grace it gets to finish writing.
-		Timeout: s.opts.DownloadLockWait + env.Policy.ClamAV.Freshclam.Timeout.D() + command.DefaultGrace + 5*time.Second,
+		// freshclam's own bound, then SIGTERM and the grace it gets to finish writing.
+		Timeout: env.Policy.ClamAV.Freshclam.Timeout.D() + command.DefaultGrace + 5*time.Second,
 	})
 	return nil
 }
@@ -229,12 +228,14 @@ func holderSuffix(who string) string {
 	return " (" + who + ")"
 }
 
-// download runs freshclam under DownloadLockPath. Another run's download first: wait for it
-// (DownloadLockWait) and, when that run made this boot's attempt meanwhile, leave it at
-// that: a second request to the CDN right after the first is what gets a machine
-// rate-limited. Either way the change is refused, not applied: this run downloaded nothing.
+// download runs freshclam under DownloadLockPath. When another run holds it (its download
+// began after this plan), or made an attempt between this plan and now, the change is
+// refused, not applied: this run downloaded nothing, and a second request to the CDN right
+// after the first is what gets a machine rate-limited. It does not wait: a change runs to
+// its end whatever the signals say, and a wait is no change (harden freshclam waits for a
+// running download before it plans, where SIGTERM still stops it).
 func (s *Freshclam) download(ctx context.Context, env *engine.Env, dbDir, boot string, planned attempt) error {
-	lock, err := engine.AcquireIn(ctx, env.Root, DownloadLockPath, true, s.opts.DownloadLockWait)
+	lock, err := engine.AcquireIn(ctx, env.Root, DownloadLockPath, true, 0)
 	var held *engine.HeldError
 	if errors.As(err, &held) {
 		return engine.Refuse("a signature update is running in another run%s", holderSuffix(held.Holder))
@@ -246,7 +247,7 @@ func (s *Freshclam) download(ctx context.Context, env *engine.Env, dbDir, boot s
 	if now, err := readAttempt(env); err != nil {
 		return err
 	} else if !now.At.Equal(planned.At) {
-		return engine.Refuse("another run updated the signatures while this one waited (at %s: %s)",
+		return engine.Refuse("another run tried to update the signatures since this plan (at %s: %s)",
 			now.At.Format(time.RFC3339), outcome(now))
 	}
 	return s.runFreshclam(ctx, env, dbDir, boot)
