@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"fmt"
+	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -17,7 +19,19 @@ const GuardEnv = "HARDEN_REFUSE_HOST_NETNS"
 // startNetNS is the namespace this process started in, read before any test thread could
 // setns() elsewhere. In a sandbox /proc/1/ns/net may be unreadable even to root, so this is
 // the reference that always exists.
-var startNetNS, startNetNSErr = nsID("/proc/self/ns/net")
+//
+// It is read at process start only when the guard is on (tests, CI). Machines harden
+// protects never set it, and there the stat of an nsfs file at every start is not only
+// wasted: `harden alert virus` runs under clamd's AppArmor child profile, which denies it
+// and logged a "disconnected path" denial at every detection. A guard turned on by a test's
+// own getenv reads it on first use.
+var startNetNS = func() func() (fileID, error) {
+	if os.Getenv(GuardEnv) == "1" {
+		id, err := nsID("/proc/self/ns/net")
+		return func() (fileID, error) { return id, err }
+	}
+	return sync.OnceValues(func() (fileID, error) { return nsID("/proc/self/ns/net") })
+}()
 
 // refuseHostNetNS returns an error when the guard is on and netns is the namespace this
 // process started in, or PID 1's.
@@ -30,14 +44,15 @@ func refuseHostNetNS(getenv func(string) string, netns string) error {
 		target = nft.NetNSPath(netns)
 	}
 	id, err := nsID(target)
+	start, startErr := startNetNS()
 	if err == nil {
-		err = startNetNSErr
+		err = startErr
 	}
 	if err != nil {
 		return fmt.Errorf("%s=1 and the target namespace cannot be checked: %w", GuardEnv, err)
 	}
 	pid1, pid1Err := nsID("/proc/1/ns/net")
-	if id == startNetNS || (pid1Err == nil && id == pid1) {
+	if id == start || (pid1Err == nil && id == pid1) {
 		return fmt.Errorf("refusing to change the firewall of this machine's own network namespace (%s=1): use --netns", GuardEnv)
 	}
 	return nil
