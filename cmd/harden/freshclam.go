@@ -20,9 +20,8 @@ func newFreshclamCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "freshclam [flags]",
 		Short: "update the ClamAV signatures, retrying within this boot (harden-freshclam.service)",
-		Long: `What harden-freshclam.service runs once the network is up: the freshclam and services steps,
-as "harden apply --only freshclam,services" (services starts clamd and clamonacc once there are
-signatures). After a failed update it waits out the step's back-off (--first-retry, doubling,
+		Long: `What harden-freshclam.service runs once the network is up: the freshclam step, then the
+services step (which starts clamd and clamonacc once there are signatures). After a failed update it waits out the step's back-off (--first-retry, doubling,
 at most 1h) or the ClamAV CDN's cool-down, and tries again, for at most --for; between
 attempts it holds no lock, and the download itself holds only its own
 (/run/harden-freshclam/lock, one download at a time): the run lock is taken for the services
@@ -133,7 +132,10 @@ func waitForDownload(ctx context.Context, root string, wait time.Duration, stder
 			return needsRoot(err)
 		}
 		if !said {
-			fmt.Fprintf(stderr, "harden freshclam: waiting for another run's signature download (%s)\n", who)
+			if who != "" {
+				who = " (" + who + ")"
+			}
+			fmt.Fprintf(stderr, "harden freshclam: waiting for another run's signature download%s\n", who)
 			said = true
 		}
 		select {
