@@ -21,12 +21,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/engine"
+	"github.com/harden-dev/harden/internal/fsroot"
 	"github.com/harden-dev/harden/internal/nft/nfttest"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/testutil/need"
+	"github.com/harden-dev/harden/steps/clamav"
 	"github.com/harden-dev/harden/steps/firewall"
 )
 
@@ -58,6 +61,15 @@ func fake(role, root string) int {
 	signal.Notify(term, syscall.SIGTERM)
 	switch role {
 	case "freshclam":
+		// Whether harden boot holds the signature download's lock while this runs.
+		lock := "free"
+		if f, err := os.Open(filepath.Join(root, clamav.DownloadLockPath)); err == nil {
+			if errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK) {
+				lock = "held"
+			}
+			f.Close()
+		}
+		_ = os.WriteFile(filepath.Join(root, "fake", "freshclam.lock"), []byte(lock), 0o644)
 		time.Sleep(300 * time.Millisecond)
 		_ = os.WriteFile(filepath.Join(root, "var/lib/clamav/daily.cld"), []byte("signatures"), 0o644)
 		fmt.Println("daily.cld updated (version: 27104)")
@@ -322,6 +334,10 @@ exit 7`)
 	// clamd did not start before freshclam had written signatures (it would have exited).
 	assert.Equal(t, []string{"start"}, tb.rec.service(t, "clamd"))
 	assert.Equal(t, []string{"start", "exit"}, tb.rec.service(t, "freshclam"), "once, and not restarted after success")
+	assert.Equal(t, "held", tb.file("fake/freshclam.lock"), "the download lock is held while freshclam runs")
+	_, held, err := engine.Held(context.Background(), fsroot.New(tb.root), clamav.DownloadLockPath)
+	require.NoError(t, err)
+	assert.False(t, held, "and released once it has ended")
 
 	write(t, tb.root, "go", "")
 	assert.Equal(t, 7, waitExit(t, done, 30*time.Second), "the app's status is harden boot's")
@@ -700,4 +716,25 @@ func TestSSHDGetsItsOwnHostKeysFirst(t *testing.T) {
 	for _, r := range tb2.rec.byID(t, changelog.MsgChange) {
 		assert.NotEqual(t, "/etc/ssh/ssh_host_*_key", r["HARDEN_OBJECT"])
 	}
+}
+
+// A person's harden apply that is downloading the signatures when harden boot starts its
+// freshclam: harden boot's is not started beside it (the start fails, naming the holder), and
+// the app runs as usual.
+func TestFreshclamNotStartedBesideAnotherDownload(t *testing.T) {
+	tb := newTestBoot(t, "/bin/sh", "-c", "exit 0")
+	l, err := engine.AcquireIn(context.Background(), fsroot.New(tb.root), clamav.DownloadLockPath, true, 0)
+	require.NoError(t, err)
+	defer l.Release()
+	assert.Equal(t, 0, tb.run())
+	assert.Zero(t, tb.starts("freshclam"))
+	assert.Equal(t, []string{"start-failed"}, tb.rec.service(t, "freshclam"))
+	var msg string
+	for _, r := range tb.rec.records(t) {
+		if r["HARDEN_SERVICE"] == "freshclam" {
+			msg = r["MESSAGE"]
+		}
+	}
+	assert.Contains(t, msg, "another harden run holds /run/harden-freshclam/lock")
+	assert.Equal(t, []string{"start", "exit"}, tb.rec.service(t, "app"))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/harden-dev/harden/internal/passwd"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/supervise"
+	"github.com/harden-dev/harden/steps/clamav"
 )
 
 // Programs are where the helpers live. Debian and Ubuntu put them here (merged /usr).
@@ -105,6 +106,16 @@ func (pl *planner) one(svc policy.BootService) planned {
 		// A failed update (the CDN unreachable, rate-limited) is retried within the boot,
 		// slowly: the CDN cools down abusers for hours.
 		p.spec.Backoff = supervise.Backoff{Min: 5 * time.Minute, Max: time.Hour, ResetAfter: time.Hour}
+		// One download at a time, as the freshclam step makes them: a person's `harden apply`
+		// over `fly ssh console` sees this one running and leaves it alone, and while theirs
+		// runs this start fails and is retried after the back-off.
+		p.spec.Hold = func() (func(), error) {
+			l, err := engine.AcquireIn(context.Background(), pl.root, clamav.DownloadLockPath, true, 0)
+			if err != nil {
+				return nil, err
+			}
+			return func() { _ = l.Release() }, nil
+		}
 	case policy.BootClamd:
 		p.spec.Path, p.spec.Args = pl.progs.Clamd, []string{"--foreground=true"}
 		conf := pl.clamdConf()

@@ -24,6 +24,7 @@ type Service struct {
 	restarts int
 	last     ExitStatus
 	exited   chan ExitStatus // the reaper's report of the current run
+	release  func()          // what the current run holds (Spec.Hold), released when it ends
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by Stop: no more restarts
@@ -53,13 +54,26 @@ func (s *Supervisor) Start(spec Spec) (*Service, error) {
 }
 
 // start forks one run. The pid is registered before the reaper can look for it.
-func (sv *Service) start() error {
+func (sv *Service) start() (err error) {
 	sp := sv.spec
 	if sp.Prepare != nil {
 		if err := sp.Prepare(); err != nil {
 			return fmt.Errorf("%s: prepare: %w", sp.Name, err)
 		}
 	}
+	release := func() {}
+	if sp.Hold != nil {
+		rel, err := sp.Hold()
+		if err != nil {
+			return fmt.Errorf("%s: %w", sp.Name, err)
+		}
+		release = rel
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
 	stdin, err := openStdin(sp.Stdin)
 	if err != nil {
 		return err
@@ -99,6 +113,7 @@ func (sv *Service) start() error {
 		return fmt.Errorf("%s: %w", sp.Name, err)
 	}
 	sv.proc, sv.pid, sv.started = proc, proc.Pid, time.Now()
+	sv.release = release
 	sv.exited = make(chan ExitStatus, 1)
 	s.byPID[proc.Pid] = sv
 	pid, restarts := proc.Pid, sv.restarts
@@ -129,6 +144,13 @@ func (sv *Service) run() {
 		exited, started, pid := sv.exited, sv.started, sv.pid
 		sv.sup.mu.Unlock()
 		st := sv.waitExit(exited, pid)
+		sv.sup.mu.Lock()
+		release := sv.release
+		sv.release = nil
+		sv.sup.mu.Unlock()
+		if release != nil {
+			release()
+		}
 		ran := time.Since(started)
 		sv.sup.opts.Log(Event{Kind: EventExit, Service: sv.spec.Name, PID: pid, Status: st, Ran: ran, Restarts: sv.restartCount()})
 		for {

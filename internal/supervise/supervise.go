@@ -73,6 +73,10 @@ type Spec struct {
 	StopTimeout time.Duration
 	// Prepare runs before every start (runtime directories, ...); an error is a failed start.
 	Prepare func() error
+	// Hold runs before every start, after Prepare, and takes what the run must hold while
+	// it runs (a lock another program honours); release is called when that run has ended,
+	// or at once when the start fails. An error is a failed start.
+	Hold func() (release func(), err error)
 	// RunTimeout bounds one run (0: none): past it the program is stopped as by Stop, and
 	// the run counts as failed (OnFailure starts it again after the back-off).
 	RunTimeout time.Duration

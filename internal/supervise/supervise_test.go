@@ -424,3 +424,64 @@ trap 'exit 5' TERM; while :; do sleep 0.05; done`)
 	assert.GreaterOrEqual(t, exits[0].Ran, 300*time.Millisecond)
 	assert.Equal(t, 50*time.Millisecond, rec.of(EventRestart, "update")[0].Delay, "the program's own back-off")
 }
+
+// Hold is taken before each start and released when that run has ended: never while no run
+// is alive, never twice at once. A refused hold is a failed start, retried after the
+// back-off; a start that fails after its hold releases it.
+func TestHoldLastsExactlyOneRun(t *testing.T) {
+	s, rec := newSup(t, Backoff{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond, ResetAfter: time.Hour})
+	dir := t.TempDir()
+	count, alive := filepath.Join(dir, "count"), filepath.Join(dir, "alive")
+	var mu sync.Mutex
+	held, holds, refuse := 0, 0, 1 // the second hold is refused
+	var violations []string
+	spec := sh("update", `[ -e `+alive+` ] && echo two-runs >>`+count+`; touch `+alive+`; sleep 0.05
+n=$(grep -c run `+count+` 2>/dev/null); echo run >>`+count+`; rm -f `+alive+`; [ "$n" -ge 2 ]`)
+	spec.Restart = OnFailure
+	spec.Hold = func() (func(), error) {
+		mu.Lock()
+		defer mu.Unlock()
+		holds++
+		if holds == 2 && refuse > 0 {
+			refuse--
+			return nil, fmt.Errorf("held by another run")
+		}
+		if held != 0 {
+			violations = append(violations, "held twice")
+		}
+		held++
+		before := strings.Count(readFileOrEmpty(count), "run")
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, err := os.Stat(alive); err == nil || strings.Count(readFileOrEmpty(count), "run") != before+1 {
+				violations = append(violations, "released before the run had ended")
+			}
+			held--
+		}, nil
+	}
+	sv, err := s.Start(spec)
+	require.NoError(t, err)
+	assert.True(t, waitDone(t, sv, 5*time.Second).Success())
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, violations)
+	assert.Zero(t, held, "released after the last run")
+	assert.Equal(t, 4, holds, "three runs and the refused hold")
+	assert.NotContains(t, readFile(t, count), "two-runs")
+	failed := rec.of(EventStartFailed, "update")
+	require.Len(t, failed, 1)
+	assert.ErrorContains(t, failed[0].Err, "held by another run")
+
+	// A start that fails after its hold (no such program) releases it at once.
+	released := false
+	_, err = s.Start(Spec{Name: "ghost", Path: "/nonexistent/program",
+		Hold: func() (func(), error) { return func() { released = true }, nil }})
+	assert.Error(t, err)
+	assert.True(t, released)
+}
+
+func readFileOrEmpty(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
