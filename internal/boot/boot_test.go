@@ -363,7 +363,7 @@ exit 7`)
 			supervised = r["MESSAGE"]
 		}
 	}
-	assert.Contains(t, supervised, "watch, auditd, freshclam (once, in the background), clamd (once signatures in /var/lib/clamav), clamonacc (once clamd to answer on /run/clamav/clamd.ctl)")
+	assert.Contains(t, supervised, "watch, auditd, freshclam (once, in the background, when no other run downloads signatures), clamd (once signatures in /var/lib/clamav), clamonacc (once clamd to answer on /run/clamav/clamd.ctl)")
 	var wrapped, passed bool
 	for _, r := range recs {
 		if r["SYSLOG_IDENTIFIER"] == "clamd" && r["MESSAGE"] == "clamd running" && r["SYSLOG_PID"] != "" {
@@ -718,23 +718,27 @@ func TestSSHDGetsItsOwnHostKeysFirst(t *testing.T) {
 	}
 }
 
-// A person's harden apply that is downloading the signatures when harden boot starts its
-// freshclam: harden boot's is not started beside it (the start fails, naming the holder), and
-// the app runs as usual.
-func TestFreshclamNotStartedBesideAnotherDownload(t *testing.T) {
-	tb := newTestBoot(t, "/bin/sh", "-c", "exit 0")
+// A person's harden apply that is downloading the signatures when harden boot comes to its
+// freshclam: harden boot's waits for that download to end instead of starting beside it, and
+// the app does not wait for either.
+func TestFreshclamWaitsForAnotherDownload(t *testing.T) {
+	old := signaturePoll
+	signaturePoll = 50 * time.Millisecond
+	t.Cleanup(func() { signaturePoll = old })
+	tb := newTestBoot(t, "/bin/sh", "-c", `while [ ! -e "$ROOT/go" ]; do sleep 0.05; done`)
+	tb.cfg.Environ = append(tb.cfg.Environ, "ROOT="+tb.root)
 	l, err := engine.AcquireIn(context.Background(), fsroot.New(tb.root), clamav.DownloadLockPath, true, 0)
 	require.NoError(t, err)
-	defer l.Release()
-	assert.Equal(t, 0, tb.run())
-	assert.Zero(t, tb.starts("freshclam"))
-	assert.Equal(t, []string{"start-failed"}, tb.rec.service(t, "freshclam"))
-	var msg string
-	for _, r := range tb.rec.records(t) {
-		if r["HARDEN_SERVICE"] == "freshclam" {
-			msg = r["MESSAGE"]
-		}
-	}
-	assert.Contains(t, msg, "another harden run holds /run/harden-freshclam/lock")
-	assert.Equal(t, []string{"start", "exit"}, tb.rec.service(t, "app"))
+	done := tb.runAsync()
+	waitFor(t, 10*time.Second, "the app to start", func() bool { return len(tb.rec.service(t, "app")) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	assert.Zero(t, tb.starts("freshclam"), "not beside the other download")
+
+	require.NoError(t, l.Release())
+	waitFor(t, 10*time.Second, "freshclam to start once the other download ended", func() bool { return tb.starts("freshclam") == 1 })
+	waitFor(t, 10*time.Second, "freshclam to end", func() bool { return len(tb.rec.service(t, "freshclam")) == 2 })
+	assert.Equal(t, "held", tb.file("fake/freshclam.lock"), "and it holds the lock itself")
+	write(t, tb.root, "go", "")
+	assert.Equal(t, 0, waitExit(t, done, 30*time.Second))
+	assert.Equal(t, []string{"start", "exit"}, tb.rec.service(t, "freshclam"))
 }

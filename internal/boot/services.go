@@ -109,6 +109,12 @@ func (pl *planner) one(svc policy.BootService) planned {
 		// One download at a time, as the freshclam step makes them: a person's `harden apply`
 		// over `fly ssh console` sees this one running and leaves it alone, and while theirs
 		// runs this start fails and is retried after the back-off.
+		// The first start waits for a running download to end (a failed first start is
+		// final); later ones fail and retry, as above.
+		p.gate, p.gateWhat = func() bool {
+			_, held, err := engine.Held(context.Background(), pl.root, clamav.DownloadLockPath)
+			return err != nil || !held // an unreadable lock: the start says why
+		}, "no other run downloads signatures"
 		p.spec.Hold = func() (func(), error) {
 			l, err := engine.AcquireIn(context.Background(), pl.root, clamav.DownloadLockPath, true, 0)
 			if err != nil {
@@ -304,7 +310,7 @@ func startHelpers(ctx context.Context, sup *supervise.Supervisor, out *lines, pl
 }
 
 func gatePoll(name string) time.Duration {
-	if name == policy.BootClamd {
+	if name == policy.BootClamd || name == policy.BootFreshclam {
 		return signaturePoll
 	}
 	return clamdPoll

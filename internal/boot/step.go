@@ -30,6 +30,8 @@ func (s *servicesStep) Plan(_ context.Context, env *engine.Env) (*engine.Plan, e
 			continue
 		}
 		switch {
+		case pl.gate != nil && pl.svc.Once:
+			name += " (once, in the background, when " + pl.gateWhat + ")"
 		case pl.gate != nil:
 			name += " (once " + pl.gateWhat + ")"
 		case pl.svc.Once:
