@@ -107,10 +107,9 @@ func (pl *planner) one(svc policy.BootService) planned {
 		// slowly: the CDN cools down abusers for hours.
 		p.spec.Backoff = supervise.Backoff{Min: 5 * time.Minute, Max: time.Hour, ResetAfter: time.Hour}
 		// One download at a time, as the freshclam step makes them: a person's `harden apply`
-		// over `fly ssh console` sees this one running and leaves it alone, and while theirs
-		// runs this start fails and is retried after the back-off.
-		// The first start waits for a running download to end (a failed first start is
-		// final); later ones fail and retry, as above.
+		// over `fly ssh console` sees this one running (Hold) and leaves it alone. While
+		// theirs runs, the first start waits for it (the gate: a failed first start is final),
+		// and a restart fails, naming the holder, and is retried after the back-off.
 		p.gate, p.gateWhat = func() bool {
 			_, held, err := engine.Held(context.Background(), pl.root, clamav.DownloadLockPath)
 			return err != nil || !held // an unreadable lock: the start says why
