@@ -90,15 +90,7 @@ func TestFreshclamDownloadHoldsOnlyItsOwnLock(t *testing.T) {
 
 	runLock, err := engine.AcquireIn(context.Background(), fsroot.New(root), engine.DefaultLockPath, true, 0)
 	require.NoError(t, err)
-	type result struct {
-		code     int
-		out, err string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, errs := harden(t, "freshclam", "--root", root, "--policy", pol, "--lock-wait", "30s")
-		done <- result{code, out, errs}
-	}()
+	done := startFreshclam(t, root, pol)
 	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, 10*time.Second, 20*time.Millisecond,
 		"the download must start while another run holds the run lock")
 	require.NoError(t, runLock.Release())
@@ -115,15 +107,39 @@ func TestFreshclamDownloadHoldsOnlyItsOwnLock(t *testing.T) {
 	assert.Equal(t, 1, runs(t, started), "one freshclam started")
 
 	write(t, gate, "", 0o644)
+	r := await(t, done)
+	assert.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
+	assert.Contains(t, r.out, "freshclam: changed")
+	assert.Contains(t, r.out, "services: ", "the services step runs after the download")
+	assert.Equal(t, 1, runs(t, counter))
+}
+
+// cmdResult is what a harden command run in the background returned.
+type cmdResult struct {
+	code     int
+	out, err string
+}
+
+// startFreshclam runs harden freshclam on root in the background.
+func startFreshclam(t *testing.T, root, pol string) <-chan cmdResult {
+	done := make(chan cmdResult, 1)
+	go func() {
+		code, out, errs := harden(t, "freshclam", "--root", root, "--policy", pol, "--lock-wait", "30s")
+		done <- cmdResult{code, out, errs}
+	}()
+	return done
+}
+
+// await waits, at most 30 s, for a background command's result.
+func await(t *testing.T, done <-chan cmdResult) cmdResult {
+	t.Helper()
 	select {
 	case r := <-done:
-		assert.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
-		assert.Contains(t, r.out, "freshclam: changed")
-		assert.Contains(t, r.out, "services: ", "the services step runs after the download")
+		return r
 	case <-time.After(30 * time.Second):
-		t.Fatal("harden freshclam did not finish after its download")
+		t.Fatal("harden freshclam did not finish within 30 s")
+		return cmdResult{}
 	}
-	assert.Equal(t, 1, runs(t, counter))
 }
 
 // gateFreshclam puts the fake freshclam of freshclamTree behind a gate: it counts its
@@ -151,15 +167,7 @@ func TestFreshclamWaitsForAnotherRunsDownload(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, 10*time.Second, 20*time.Millisecond)
 
-	type result struct {
-		code     int
-		out, err string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out, errs := harden(t, "freshclam", "--root", root, "--policy", pol, "--lock-wait", "30s")
-		done <- result{code, out, errs}
-	}()
+	done := startFreshclam(t, root, pol)
 	time.Sleep(700 * time.Millisecond)
 	select {
 	case r := <-done:
@@ -168,14 +176,10 @@ func TestFreshclamWaitsForAnotherRunsDownload(t *testing.T) {
 	}
 	write(t, gate, "", 0o644)
 	assert.Equal(t, 0, <-byHand)
-	select {
-	case r := <-done:
-		assert.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
-		assert.Contains(t, r.err, "harden freshclam: waiting for another run's signature download (")
-		assert.Contains(t, r.out, "freshclam: ok", "nothing left to do after the other run's update")
-	case <-time.After(30 * time.Second):
-		t.Fatal("harden freshclam did not finish after the other download")
-	}
+	r := await(t, done)
+	assert.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
+	assert.Contains(t, r.err, "harden freshclam: waiting for another run's signature download (")
+	assert.Contains(t, r.out, "freshclam: ok", "nothing left to do after the other run's update")
 	assert.Equal(t, 1, runs(t, started), "one request to the CDN this boot")
 	assert.Equal(t, 1, runs(t, counter))
 }
