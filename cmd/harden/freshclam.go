@@ -60,7 +60,7 @@ func freshclamLoop(ctx context.Context, f applyFlags, window time.Duration, stdo
 			fmt.Fprintf(stderr, "harden freshclam: %v\n", err)
 			return exitError
 		}
-		if rep == nil { // stopped while another run downloaded
+		if rep == nil { // SIGTERM before this attempt began (often while another run downloaded)
 			fmt.Fprintf(stderr, "harden freshclam: stopped before this boot's update\n")
 			return exitOK
 		}

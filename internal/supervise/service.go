@@ -36,7 +36,7 @@ func (sv *Service) Name() string { return sv.spec.Name }
 
 // Start starts a program and supervises it until it ends for good (by its Restart policy) or
 // Stop. The first start happens before Start returns: its error (no such program, a failed
-// Prepare) is returned and nothing is supervised.
+// Prepare or Hold) is returned and nothing is supervised.
 func (s *Supervisor) Start(spec Spec) (*Service, error) {
 	if spec.StopSignal == 0 {
 		spec.StopSignal = syscall.SIGTERM
