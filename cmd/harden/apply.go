@@ -135,7 +135,7 @@ func apply(ctx context.Context, f applyFlags, stderr io.Writer) (*engine.Report,
 		sink = changelog.Auto(stderr)
 	}
 	runner := &engine.Runner{Steps: buildSteps(stepOptions{netns: f.netns, root: f.root, freshclamFirstRetry: f.freshclamFirstRetry}),
-		Log: changelog.New(sink, runID), Stderr: stderr}
+		Log: changelog.New(sink, runID), Stderr: stderr, PlanAhead: true}
 	host, _ := os.Hostname()
 	rep, err := runner.Run(ctx, env, engine.Options{
 		DryRun: f.dryRun, Only: cleanList(f.only), Skip: cleanList(f.skip), FailClosed: polErr != nil, PolicyError: polErr,

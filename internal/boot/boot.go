@@ -256,7 +256,7 @@ func (b *booter) applySteps(ctx context.Context, pol *policy.Policy, polName str
 		return b.planner(p, features).plan()
 	}})
 	host, _ := os.Hostname()
-	runner := &engine.Runner{Steps: steps, Log: b.log}
+	runner := &engine.Runner{Steps: steps, Log: b.log, PlanAhead: true}
 	return runner.Run(ctx, env, engine.Options{FailClosed: polErr != nil, PolicyError: polErr, PolicyName: polName,
 		Version: b.c.Version, Host: host})
 }

@@ -55,6 +55,9 @@ type Runner struct {
 	Log *changelog.Log
 	// Stderr gets the records the journal refused (nil: only the report has them).
 	Stderr io.Writer
+	// PlanAhead makes the plans of all selected steps at once when the run starts (see
+	// planAhead); without it each step plans when its turn comes.
+	PlanAhead bool
 }
 
 // Run runs the selected steps and returns the report. Errors of individual steps are in the
@@ -76,7 +79,13 @@ func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, erro
 	if opts.FailClosed {
 		_ = r.Log.FailClosed(opts.PolicyName, opts.PolicyError)
 	}
+	var ahead map[string]*aheadPlan
+	if r.PlanAhead {
+		ahead = r.planAhead(ctx, env, opts)
+		defer waitAhead(ahead)
+	}
 	var errs *multierror.Error
+	changed := false // a step before this one applied (or tried to apply) a change
 	for _, s := range r.Steps {
 		sr := &StepReport{Name: s.Name(), Changes: []*Change{}, Findings: []*Finding{}}
 		rep.Steps = append(rep.Steps, sr)
@@ -90,12 +99,14 @@ func (r *Runner) Run(ctx context.Context, env *Env, opts Options) (*Report, erro
 			errs = multierror.Append(errs, fmt.Errorf("%s: %s", sr.Name, sr.Error))
 			continue
 		}
-		if err := r.runStep(ctx, env, opts, s, sr); err != nil {
+		pre := ahead[s.Name()].usable(changed, opts.DryRun)
+		if err := r.runStep(ctx, env, opts, s, sr, pre); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", sr.Name, err))
 			_ = r.Log.StepFailed(sr.Name, err)
 		} else if rec, ok := s.(Recorder); ok && !opts.DryRun {
 			rec.Record(ctx, env)
 		}
+		changed = changed || (!opts.DryRun && len(sr.Changes) > 0)
 		if !opts.DryRun || opts.Record {
 			r.logStep(sr)
 		}
@@ -148,12 +159,16 @@ func (r *Runner) selected(name string, opts Options) bool {
 	return len(opts.Only) == 0 || slices.Contains(opts.Only, name)
 }
 
-// runStep plans, applies and re-plans one step under its own timeout.
-func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr *StepReport) (err error) {
+// runStep plans, applies and re-plans one step under its own timeout. pre is the step's plan
+// made ahead, when it may stand for the plan the step would make now (aheadPlan.usable).
+func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr *StepReport, pre *aheadPlan) (err error) {
 	start := env.Now()
 	defer func() { sr.DurationSeconds = env.Now().Sub(start).Seconds() }()
-	timeout := stepTimeout(env, s.Name())
-	ctx, cancel := context.WithTimeout(withStepTimeout(ctx, timeout), timeout)
+	if pre != nil {
+		// The step's time is its plan's, made while the steps before it ran.
+		start = start.Add(-pre.took)
+	}
+	ctx, cancel := stepContext(ctx, env, s.Name())
 	defer cancel()
 	defer func() {
 		if err != nil {
@@ -165,7 +180,10 @@ func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr
 		}
 	}()
 
-	plan, err := safePlan(ctx, env, s)
+	plan, err := pre.result()
+	if pre == nil {
+		plan, err = safePlan(ctx, env, s)
+	}
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -215,6 +233,13 @@ func markApplied(p *Plan) {
 			c.Applied = true
 		}
 	}
+}
+
+// stepContext bounds one step's work by its timeout, which the step can read back
+// (StepTimeout).
+func stepContext(ctx context.Context, env *Env, name string) (context.Context, context.CancelFunc) {
+	timeout := stepTimeout(env, name)
+	return context.WithTimeout(withStepTimeout(ctx, timeout), timeout)
 }
 
 func stepTimeout(env *Env, name string) time.Duration {

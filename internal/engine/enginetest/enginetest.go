@@ -57,7 +57,9 @@ func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return le
 func Run(t testing.TB, env *engine.Env, dryRun bool, steps ...engine.Step) (*engine.Report, *changelog.Memory) {
 	t.Helper()
 	mem := &changelog.Memory{}
-	r := &engine.Runner{Steps: steps, Log: changelog.New(mem, env.RunID)}
+	// PlanAhead as harden apply runs them, so every step's tests go through the plans made
+	// ahead too (a dry-run's plan and a converged run's plan are the ones made ahead).
+	r := &engine.Runner{Steps: steps, Log: changelog.New(mem, env.RunID), PlanAhead: true}
 	env.DryRun = dryRun
 	rep, err := r.Run(context.Background(), env, engine.Options{DryRun: dryRun, PolicyName: "test"})
 	require.NoError(t, err)
