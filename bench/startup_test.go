@@ -57,8 +57,63 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	if err := build(filepath.Join(dir, "hello"), ".", hello); err != nil {
 		return "", err
 	}
+	if err := buildHelloDeps(dir, build); err != nil {
+		return "", err
+	}
 	return dir, nil
 })
+
+// depsFloor are the packages of harden's dependencies (the design's list, and net/http for
+// the webhook and Alertmanager sinks) that harden imports. A hello world importing them all
+// pays their package initialisation and nothing of harden's: the floor of any program built
+// on them, against which harden's own start-up cost is read.
+var depsFloor = []string{
+	"github.com/coreos/go-systemd/v22/dbus",
+	"github.com/coreos/go-systemd/v22/journal",
+	"github.com/godbus/dbus/v5",
+	"github.com/google/nftables",
+	"github.com/hashicorp/go-multierror",
+	"github.com/mdlayher/netlink",
+	"github.com/sirupsen/logrus",
+	"github.com/spf13/cobra",
+	"go.yaml.in/yaml/v3",
+	"golang.org/x/sys/unix",
+	"net/http",
+}
+
+// buildHelloDeps builds hello-deps: hello world with every depsFloor package imported,
+// as a module with harden's own go.mod and go.sum (the same versions, from the module
+// cache that building harden filled).
+func buildHelloDeps(dir string, build func(out, pkg, wd string) error) error {
+	src := filepath.Join(dir, "hello-deps-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		return err
+	}
+	gosum, err := os.ReadFile("../go.sum")
+	if err != nil {
+		return err
+	}
+	main := "package main\n\nimport (\n\t\"fmt\"\n"
+	for _, p := range depsFloor {
+		main += "\t_ \"" + p + "\"\n"
+	}
+	main += ")\n\nfunc main() { fmt.Println(\"hello, world\") }\n"
+	files := map[string][]byte{
+		"go.mod":  bytes.Replace(gomod, []byte("module github.com/harden-dev/harden"), []byte("module hellodeps"), 1),
+		"go.sum":  gosum,
+		"main.go": []byte(main),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return build(filepath.Join(dir, "hello-deps"), ".", src)
+}
 
 type buildError struct {
 	pkg, out string
@@ -67,12 +122,12 @@ type buildError struct {
 
 func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
 
-func binaries(tb testing.TB) (harden, hello string) {
+func binaries(tb testing.TB) (harden, hello, helloDeps string) {
 	tb.Helper()
 	need.File(tb, filepath.Join(runtime.GOROOT(), "bin", "go"), "the go tool (builds the binaries under test)")
 	dir, err := buildOnce()
 	require.NoError(tb, err)
-	return filepath.Join(dir, "harden"), filepath.Join(dir, "hello")
+	return filepath.Join(dir, "harden"), filepath.Join(dir, "hello"), filepath.Join(dir, "hello-deps")
 }
 
 // harden's own packages must not build tables, maps or regexps at process start: every
@@ -80,7 +135,7 @@ func binaries(tb testing.TB) (harden, hello string) {
 // showed ~290 KB allocated by them before; now ~5 KB). What is left at start-up is the runtime
 // and the dependencies' own inits.
 func TestHardenPackagesAllocateLittleAtInit(t *testing.T) {
-	harden, _ := binaries(t)
+	harden, _, _ := binaries(t)
 	cmd := exec.Command(harden, "version")
 	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
 	var stderr bytes.Buffer
@@ -104,12 +159,13 @@ func TestHardenPackagesAllocateLittleAtInit(t *testing.T) {
 	require.Less(t, total, 16<<10, "harden's packages allocate %d bytes at init", total)
 }
 
-// BenchmarkVersionVsHelloWorld runs `harden version` and a static Go hello world one after
-// the other, b.N pairs, and reports each one's median wall time and their ratio
-// (bench/version.sh prints it against the 1.5x budget). Pairs keep the ratio meaningful
-// while the machine's speed drifts; the median keeps one descheduled run from moving it.
+// BenchmarkVersionVsHelloWorld runs `harden version`, a static Go hello world and the same
+// hello world importing harden's dependencies (depsFloor) one after the other, b.N rounds,
+// and reports each one's median wall time and the ratios (bench/version.sh prints them
+// against the 1.5x budget). Rounds keep the ratios meaningful while the machine's speed
+// drifts; the median keeps one descheduled run from moving them.
 func BenchmarkVersionVsHelloWorld(b *testing.B) {
-	harden, hello := binaries(b)
+	harden, hello, helloDeps := binaries(b)
 	run := func(path string, args ...string) time.Duration {
 		start := time.Now()
 		if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
@@ -119,16 +175,22 @@ func BenchmarkVersionVsHelloWorld(b *testing.B) {
 	}
 	run(harden, "version") // page cache warm, as for every run after the first
 	run(hello)
-	var h, w, ratios []float64
+	run(helloDeps)
+	var h, w, d, ratios, depsRatios, ownRatios []float64
 	b.ResetTimer()
 	for b.Loop() {
-		dh, dw := run(harden, "version"), run(hello)
-		h, w = append(h, ms(dh)), append(w, ms(dw))
+		dh, dw, dd := run(harden, "version"), run(hello), run(helloDeps)
+		h, w, d = append(h, ms(dh)), append(w, ms(dw)), append(d, ms(dd))
 		ratios = append(ratios, ms(dh)/ms(dw))
+		depsRatios = append(depsRatios, ms(dd)/ms(dw))
+		ownRatios = append(ownRatios, ms(dh)/ms(dd))
 	}
 	b.ReportMetric(median(h), "harden-ms")
 	b.ReportMetric(median(w), "hello-ms")
+	b.ReportMetric(median(d), "hello-deps-ms")
 	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(median(depsRatios), "deps-ratio")
+	b.ReportMetric(median(ownRatios), "own-ratio")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
