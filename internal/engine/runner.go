@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/harden-dev/harden/internal/changelog"
+	"github.com/harden-dev/harden/internal/textdiff"
 )
 
 // Step statuses in reports.
@@ -187,6 +188,7 @@ func (r *Runner) runStep(ctx context.Context, env *Env, opts Options, s Step, sr
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
+	boundDiffs(plan)
 	sr.Changes, sr.Findings = nonNil(plan)
 	if plan.Empty() {
 		sr.Status = StatusOK
@@ -271,6 +273,17 @@ func safeApply(ctx context.Context, env *Env, s Step, p *Plan) (err error) {
 func recoverInto(err *error) {
 	if v := recover(); v != nil {
 		*err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+	}
+}
+
+// MaxDiffLines bounds a change's Diff in reports, plans and the journal of a unit that
+// prints them: a table of 10,000 allow entries is created at every boot, and its whole
+// text in every boot's journal helps nobody. What is left out is counted (textdiff.Bound).
+const MaxDiffLines = 200
+
+func boundDiffs(p *Plan) {
+	for _, c := range p.Changes {
+		c.Diff = textdiff.Bound(c.Diff, MaxDiffLines)
 	}
 }
 

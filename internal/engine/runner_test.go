@@ -579,3 +579,27 @@ func TestHeldAsksWithoutWaitingOrCreating(t *testing.T) {
 	assert.False(t, held, "a shared holder is not a download")
 	require.NoError(t, shared.Release())
 }
+
+// bigDiff plans one change whose diff has n added lines.
+type bigDiff struct{ n int }
+
+func (bigDiff) Name() string { return "big" }
+func (b bigDiff) Plan(context.Context, *engine.Env) (*engine.Plan, error) {
+	var d strings.Builder
+	for i := range b.n {
+		fmt.Fprintf(&d, "+ element %d\n", i)
+	}
+	return &engine.Plan{Changes: []*engine.Change{{Object: "table", Action: engine.ActionCreate, Diff: d.String()}}}, nil
+}
+func (bigDiff) Apply(context.Context, *engine.Env, *engine.Plan) error { return nil }
+
+func TestReportsBoundDiffs(t *testing.T) {
+	rep, _ := run(t, engine.Options{DryRun: true}, bigDiff{n: 10_000})
+	lines := strings.Split(strings.TrimSuffix(rep.Steps[0].Changes[0].Diff, "\n"), "\n")
+	require.Len(t, lines, engine.MaxDiffLines+1)
+	assert.Equal(t, "+ element 199", lines[engine.MaxDiffLines-1])
+	assert.Equal(t, "  ... 9800 more lines not shown (9800 added, 0 removed)", lines[engine.MaxDiffLines])
+
+	rep, _ = run(t, engine.Options{DryRun: true}, bigDiff{n: engine.MaxDiffLines})
+	assert.Equal(t, engine.MaxDiffLines, strings.Count(rep.Steps[0].Changes[0].Diff, "\n"), "a diff within the bound is whole")
+}

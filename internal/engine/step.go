@@ -75,7 +75,8 @@ type Change struct {
 	// Before and After are short, one-line states ("yes" -> "no", "enabled" -> "masked").
 	Before string `json:"before,omitempty"`
 	After  string `json:"after,omitempty"`
-	// Diff is an optional multi-line unified-style difference for people (files, rulesets).
+	// Diff is an optional multi-line unified-style difference for people (files, rulesets),
+	// at most MaxDiffLines lines in reports (the runner bounds it).
 	Diff string `json:"diff,omitempty"`
 	// Reason names the policy field (or built-in rule) that asks for the change.
 	Reason string `json:"reason"`

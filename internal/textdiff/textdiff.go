@@ -4,6 +4,7 @@
 package textdiff
 
 import (
+	"fmt"
 	"math"
 	"strings"
 )
@@ -145,4 +146,34 @@ func render(ops []op, context int) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// Bound keeps the first max lines of a diff and replaces the rest with one line that counts
+// what was left out, so that a plan people read (and the report, and a unit's journal)
+// stays readable when a change touches thousands of lines: a 10,000-entry allow list
+// created at every boot. The object itself (the file, `nft list table`) has the rest.
+func Bound(diff string, limit int) string {
+	cut := 0
+	for range limit {
+		i := strings.IndexByte(diff[cut:], '\n')
+		if i < 0 {
+			return diff
+		}
+		cut += i + 1
+	}
+	rest := diff[cut:]
+	if rest == "" {
+		return diff
+	}
+	var lines, added, removed int
+	for line := range strings.SplitSeq(strings.TrimSuffix(rest, "\n"), "\n") {
+		lines++
+		switch {
+		case strings.HasPrefix(line, "+ "):
+			added++
+		case strings.HasPrefix(line, "- "):
+			removed++
+		}
+	}
+	return diff[:cut] + fmt.Sprintf("  ... %d more lines not shown (%d added, %d removed)\n", lines, added, removed)
 }

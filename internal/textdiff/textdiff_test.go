@@ -118,3 +118,19 @@ func BenchmarkLines(b *testing.B) {
 		Lines(before, after)
 	}
 }
+
+func TestBound(t *testing.T) {
+	var want strings.Builder
+	for i := range 10 {
+		want.WriteString(fmt.Sprintf("line %d\n", i))
+	}
+	d := Lines("keep\nold 1\nold 2\n", "keep\n"+want.String())
+	// "  keep", "- old 1", "- old 2", then ten "+ line i".
+	assert.Equal(t, d, Bound(d, 13), "a diff within the bound is kept whole")
+	assert.Equal(t, d, Bound(d, 100))
+	got := Bound(d, 4)
+	assert.Equal(t, "  keep\n- old 1\n- old 2\n+ line 0\n  ... 9 more lines not shown (9 added, 0 removed)\n", got)
+	assert.Equal(t, "  ... 13 more lines not shown (10 added, 2 removed)\n", Bound(d, 0))
+	assert.Equal(t, "", Bound("", 3))
+	assert.Equal(t, "+ no newline", Bound("+ no newline", 1))
+}
