@@ -148,7 +148,7 @@ func render(ops []op, context int) string {
 	return b.String()
 }
 
-// Bound keeps the first max lines of a diff and replaces the rest with one line that counts
+// Bound keeps the first limit lines of a diff and replaces the rest with one line that counts
 // what was left out, so that a plan people read (and the report, and a unit's journal)
 // stays readable when a change touches thousands of lines: a 10,000-entry allow list
 // created at every boot. The object itself (the file, `nft list table`) has the rest.
