@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/harden-dev/harden/internal/alert/sink"
 	"github.com/harden-dev/harden/internal/alert/spool"
 	"github.com/harden-dev/harden/internal/testutil/need"
+	"github.com/harden-dev/harden/internal/testutil/syncbuf"
 )
 
 // The Prometheus rules are tested with promtool over series that harden itself wrote in this
@@ -234,7 +234,7 @@ func (f *fleet) watch(sinks func(spoolDir string) string) (running, stopped stri
 	pol := filepath.Join(pdir, "policy.yaml")
 	write(f.t, pol, "version: 1\nrun: {metrics: "+filepath.Join(textDir, "harden.prom")+"}\nalerts:\n  spool: {dir: "+spoolDir+", max_alerts: 100}\n"+extra, 0o600)
 	cmd := exec.Command(f.bin, "watch", "--policy", pol, "--lock", filepath.Join(f.t.TempDir(), "lock"))
-	var logs lockedBuffer // read for messages while the process still writes it
+	var logs syncbuf.Buffer // read for messages while the process still writes it
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(f.t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
@@ -471,23 +471,4 @@ func checkREADMETable(t *testing.T, fleet []fleetMachine, fleetWide map[string][
 	}
 	require.True(t, i >= 0 && j > i, "README.md has no alert table between %q and %q", begin, end)
 	assert.Equal(t, want, string(cur[i:j+len(end)]), "README's alert table differs from the test's fleet (HARDEN_UPDATE_README=1 rewrites it)")
-}
-
-// lockedBuffer is a bytes.Buffer a test may read while a child process's output is copied
-// into it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

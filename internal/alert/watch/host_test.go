@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/harden-dev/harden/internal/auditrule"
 	"github.com/harden-dev/harden/internal/changelog"
 	"github.com/harden-dev/harden/internal/testutil/hostaudit"
+	"github.com/harden-dev/harden/internal/testutil/syncbuf"
 	"github.com/mdlayher/netlink"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,24 +36,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer the watch writes to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func sendUserAuth(text string) error {
@@ -86,7 +67,7 @@ func TestWatchOnHostKernel(t *testing.T) {
 	// Every record the watch reads is copied here, so the test knows when the reader has
 	// joined the multicast group (HARDEN_CAPTURE=FILE also keeps a copy:
 	// internal/alert/testdata/kernel-*.log).
-	tap := &syncBuffer{}
+	tap := &syncbuf.Buffer{}
 	c.Record = tap
 	if p := os.Getenv("HARDEN_CAPTURE"); p != "" {
 		f, err := os.Create(p)
