@@ -1,19 +1,18 @@
 package command
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/harden-dev/harden/internal/testutil/proc"
 )
 
 func TestRunCapturesOutputAndExitCode(t *testing.T) {
@@ -68,24 +67,8 @@ func TestProgramIgnoringSIGTERMIsKilledAfterTheGrace(t *testing.T) {
 	b, rerr := os.ReadFile(pidFile)
 	require.NoError(t, rerr)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	require.Eventually(t, func() bool { return dead(pid) }, 2*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { return proc.Exited(pid) }, 2*time.Second, 20*time.Millisecond,
 		"the grandchild is gone too")
-}
-
-// dead reports whether pid has exited: gone, or a zombie. Killed with its parent, the
-// grandchild is an orphan that whoever adopts it (PID 1, or a subreaper the test runs
-// under) reaps when it gets to it; until then kill(pid, 0) still finds it.
-func dead(pid int) bool {
-	if syscall.Kill(pid, 0) == syscall.ESRCH {
-		return true
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return os.IsNotExist(err)
-	}
-	// pid (comm) state ...: the state follows the last ')', comm may hold any byte.
-	_, rest, ok := strings.Cut(string(stat[bytes.LastIndexByte(stat, ')')+1:]), " ")
-	return ok && strings.HasPrefix(rest, "Z")
 }
 
 func TestOutputIsCapped(t *testing.T) {

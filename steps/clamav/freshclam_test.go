@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/harden-dev/harden/internal/engine/enginetest"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/testutil/need"
+	"github.com/harden-dev/harden/internal/testutil/proc"
 )
 
 func TestParseHeader(t *testing.T) {
@@ -317,7 +317,7 @@ func TestFreshclamHangKilledAtDeadline(t *testing.T) {
 	enginetest.Converges(t, env, NewFreshclam(Options{Freshclam: script}))
 	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 5*time.Second, 50*time.Millisecond,
+	assert.Eventually(t, func() bool { return proc.Exited(pid) }, 5*time.Second, 50*time.Millisecond,
 		"freshclam's child survived the deadline")
 }
 
