@@ -63,8 +63,8 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-// depsFloor are the packages of harden's dependencies (the design's list, and net/http for
-// the webhook and Alertmanager sinks) that harden imports. A hello world importing them all
+// depsFloor are the packages of harden's dependencies that harden imports: the design's
+// list, cobra (the command line) and net/http (the webhook and Alertmanager sinks). A hello world importing them all
 // pays their package initialisation and nothing of harden's: the floor of any program built
 // on them, against which harden's own start-up cost is read.
 var depsFloor = []string{

@@ -29,6 +29,7 @@ import (
 	"github.com/harden-dev/harden/internal/nft/nfttest"
 	"github.com/harden-dev/harden/internal/policy"
 	"github.com/harden-dev/harden/internal/testutil/need"
+	"github.com/harden-dev/harden/internal/testutil/syncbuf"
 	"github.com/harden-dev/harden/steps/clamav"
 	"github.com/harden-dev/harden/steps/firewall"
 )
@@ -215,23 +216,12 @@ func (s *fakeStep) Apply(ctx context.Context, _ *engine.Env, _ *engine.Plan) err
 }
 
 // recLines keeps harden boot's output lines.
-type recLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *recLines) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
-}
+type recLines struct{ syncbuf.Buffer }
 
 // records parses every line; each must be a JSON object with the journal's basic fields.
 func (r *recLines) records(t *testing.T) []map[string]string {
 	t.Helper()
-	r.mu.Lock()
-	data := append([]byte(nil), r.buf.Bytes()...)
-	r.mu.Unlock()
+	data := r.Bytes()
 	var out []map[string]string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
